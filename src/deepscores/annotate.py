@@ -1,0 +1,159 @@
+"""SVG page → `Page`: classify every glyph in its context, group glyphs into instances, derive tight
+boxes from geometry, de-duplicate, and rasterise the image and the label maps."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from collections import Counter
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import ndimage
+
+from deepscores.classes import Catalogue, GlyphContext, classify, load_catalogue, merges_into_group
+from deepscores.corpus import Score, load_score
+from deepscores.engrave import EngravedPage, EngraveOptions, engrave
+from deepscores.page import BACKGROUND_CLASS, Page, Symbol
+from deepscores.raster import MAX_INSTANCES, RasterBackend, get_backend
+from deepscores.svg import Ink, ParsedSvg, parse_svg
+
+#: A glyph drawn below this fraction of the page's usual notehead size is a cue/grace ("small") one.
+SMALL_GLYPH_RATIO = 0.85
+_EPS = 1e-4
+
+
+@dataclass
+class _Instance:
+    class_name: str
+    inks: list[Ink]
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    def add(self, ink: Ink, rect) -> None:
+        self.inks.append(ink)
+        self.left, self.top = min(self.left, rect.left()), min(self.top, rect.top())
+        self.right, self.bottom = max(self.right, rect.right()), max(self.bottom, rect.bottom())
+
+    def box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        # Integer pixel edges enclosing the outline; the epsilon keeps float noise from adding a pixel.
+        x0 = max(0, math.floor(self.left + _EPS))
+        y0 = max(0, math.floor(self.top + _EPS))
+        x1 = min(width, math.ceil(self.right - _EPS))
+        y1 = min(height, math.ceil(self.bottom - _EPS))
+        return x0, y0, x1, y1
+
+
+def normal_glyph_scale(parsed: ParsedSvg) -> float | None:
+    """The most common notehead scale on the page: the size regular (not cue/grace) glyphs have."""
+    scales = Counter(round(ink.scale, 5) for ink in parsed.inks if ink.kind == "use" and ink.glyph.startswith("notehead"))
+    return scales.most_common(1)[0][0] if scales else None
+
+
+def collect_instances(parsed: ParsedSvg) -> tuple[list[_Instance], Counter]:
+    """Classify inks and group them into symbol instances, in document order."""
+    normal = normal_glyph_scale(parsed)
+    unmapped: Counter = Counter()
+    memo: dict[GlyphContext, str | None] = {}  # the same glyph recurs in the same context hundreds of times
+    instances: list[_Instance] = []
+    grouped: dict[tuple[str, str], _Instance] = {}
+    for ink in parsed.inks:
+        small = normal is not None and ink.kind == "use" and ink.scale < SMALL_GLYPH_RATIO * normal
+        ctx = GlyphContext(ink.glyph, ink.groups, small, ink.clef_line)
+        if ctx not in memo:
+            memo[ctx] = classify(ctx)
+        class_name = memo[ctx]
+        if class_name is None:
+            if ink.kind == "use" or (ink.kind == "text" and not ink.glyph.startswith("text:")):
+                unmapped[ink.glyph] += 1
+            continue
+        rect = ink.page_bounds()
+        key = (ink.element_id, class_name)
+        if merges_into_group(class_name) and key in grouped:
+            grouped[key].add(ink, rect)
+            continue
+        inst = _Instance(class_name, [ink], rect.left(), rect.top(), rect.right(), rect.bottom())
+        instances.append(inst)
+        if merges_into_group(class_name):
+            grouped[key] = inst
+    return instances, unmapped
+
+
+def mark_occlusion(symbols: list[Symbol], instance_map: np.ndarray) -> list[Symbol]:
+    """Flag symbols whose pixels in the instance map no longer span their box (covered by later ones)."""
+    extents = ndimage.find_objects(instance_map, max_label=len(symbols))
+    marked = []
+    for s, ext in zip(symbols, extents):
+        if ext is None:
+            s = replace(s, hidden=True, occluded=True)
+        else:
+            ys, xs = ext
+            x0, y0, x1, y1 = s.bbox_xyxy
+            if max(abs(xs.start - x0), abs(ys.start - y0), abs(xs.stop - x1), abs(ys.stop - y1)) > 1:
+                s = replace(s, occluded=True)
+        marked.append(s)
+    return marked
+
+
+def annotate(
+    page: EngravedPage,
+    score_id: str,
+    catalogue: Catalogue | None = None,
+    backend: RasterBackend | None = None,
+) -> Page:
+    """Rasterise one engraved page and derive its exact ground truth."""
+    catalogue = catalogue or load_catalogue()
+    backend = backend or get_backend()
+    parsed = parse_svg(page.svg, page.width_px, page.height_px, page.font)
+    instances, unmapped = collect_instances(parsed)
+
+    symbols: list[Symbol] = []
+    labelled: list[tuple[Ink, int]] = []
+    seen: set[tuple[str, tuple[int, int, int, int]]] = set()
+    duplicates = 0
+    for inst in instances:
+        box = inst.box(page.width_px, page.height_px)
+        if box[2] <= box[0] or box[3] <= box[1]:
+            continue  # entirely off the page
+        if (inst.class_name, box) in seen:
+            duplicates += 1  # two voices sharing a notehead, a clef emitted twice: one symbol
+            continue
+        seen.add((inst.class_name, box))
+        instance_id = len(symbols) + 1
+        if instance_id > MAX_INSTANCES:
+            break
+        symbols.append(Symbol(
+            class_id=catalogue.id_of(inst.class_name), class_name=inst.class_name, bbox_xyxy=box,
+            instance_id=instance_id, font=inst.inks[0].font, glyph=inst.inks[0].glyph,
+            element_id=inst.inks[0].element_id,
+        ))
+        labelled.extend((ink, instance_id) for ink in inst.inks)
+    # Document order decides who owns a pixel two symbols share: the one drawn later, as on paper.
+    order = {id(ink): i for i, ink in enumerate(parsed.inks)}
+    labelled.sort(key=lambda pair: order[id(pair[0])])
+
+    image = backend.render_image(parsed)
+    instance_map = backend.render_instances(parsed, labelled)
+    lut = np.full(len(symbols) + 1, BACKGROUND_CLASS, np.uint8)
+    lut[1:] = [s.class_id for s in symbols]
+    class_mask = lut[instance_map]
+    symbols = mark_occlusion(symbols, instance_map)
+    return Page(
+        image=image, class_mask=class_mask, instance_map=instance_map, symbols=symbols,
+        font=page.font, score_id=score_id, page_number=page.page_number,
+        unmapped=dict(sorted(unmapped.items())), duplicates_removed=duplicates,
+    )
+
+
+def score_pages(
+    source: str | Path | Score,
+    options: EngraveOptions | None = None,
+    catalogue: Catalogue | None = None,
+    backend: RasterBackend | None = None,
+) -> list[Page]:
+    """One score file in → every page with its image, label maps and symbols."""
+    score = source if isinstance(source, Score) else load_score(source)
+    options = options or EngraveOptions()
+    return [annotate(page, score.score_id, catalogue, backend) for page in engrave(score, options)]

@@ -1,0 +1,350 @@
+"""Verovio SVG → a flat list of drawable ink primitives, each with its composed transform and context.
+
+One parse feeds every consumer (image pass, label pass, boxes). Colours in the SVG (MusicXML
+colours come through as fill/color attributes) are ignored on purpose: ink is ink.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import skia
+from lxml import etree
+
+from deepscores.errors import DeepScoresError
+from deepscores.glyphs import (
+    MUSIC_FONTS,
+    drawing_font,
+    glyph_outline_d,
+    glyph_table,
+    path_from_d,
+    smufl_name,
+    text_char_path,
+)
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_comments=True)
+_XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+_TRANSFORM_RE = re.compile(r"(matrix|translate|scale|rotate|skewX|skewY)\s*\(([^)]*)\)")
+_NUMBER_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_CSS_RULE_RE = re.compile(r"([^{}]+)\{([^}]*)\}")
+_NUM = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+# Verovio writes every glyph placement and every straight line in one fixed shape; matching that
+# shape directly avoids the general parsers on the thousands of elements of a dense page.
+_USE_TRANSFORM_RE = re.compile(rf"^translate\({_NUM},\s*{_NUM}\)\s*scale\({_NUM},\s*{_NUM}\)$")
+_LINE_D_RE = re.compile(rf"^\s*M\s*{_NUM}[\s,]+{_NUM}\s*L\s*{_NUM}[\s,]+{_NUM}\s*$")
+_SHAPES = frozenset(("path", "polygon", "polyline", "rect", "ellipse", "circle", "line"))
+_SKIPPED = frozenset(("defs", "style", "desc", "title", "metadata", ""))
+# Verovio gives hidden-by-default strokes no width; SVG's default of 1 unit is ~0.09 px at the
+# DeepScores geometry: invisible, and in the non-anti-aliased label pass skia would widen it to
+# a 1-pixel hairline that is not in the picture. Strokes this thin are not drawn.
+_MIN_STROKE_UNITS = 1.0
+_CAPS = {"round": skia.Paint.kRound_Cap, "square": skia.Paint.kSquare_Cap, "butt": skia.Paint.kButt_Cap}
+_JOINS = {"round": skia.Paint.kRound_Join, "bevel": skia.Paint.kBevel_Join, "miter": skia.Paint.kMiter_Join}
+
+
+@dataclass(slots=True)
+class Ink:
+    """One drawable piece of ink: a path in local units placed on the page by ``matrix``."""
+
+    path: skia.Path
+    local_bounds: skia.Rect  # tight bounds of the fill, local units
+    matrix: skia.Matrix      # local units → page pixels
+    fill: bool
+    stroke_width: float      # local units; 0 = not stroked
+    cap: object
+    join: object
+    dash: tuple[float, ...] | None
+    kind: str                # 'use', 'path', 'polygon', 'polyline', 'rect', 'ellipse', 'text'
+    glyph: str               # SMuFL name for 'use' and music-font text; 'text:<c>'; else the kind
+    font: str                # music font that drew the glyph ('' for shapes, text font for text)
+    groups: tuple[str, ...]  # class attributes of the enclosing <g>s, outermost first
+    element_id: str          # id of the nearest enclosing element that has one
+    clef_line: int | None = None  # staff line of the enclosing clef (Verovio's data-line), if any
+
+    def page_bounds(self) -> skia.Rect:
+        """Tight bounds of the ink on the page, in pixels (strokes included)."""
+        if self.stroke_width > 0:
+            paint = stroke_paint(self, antialias=True)
+            outline = skia.Path()
+            paint.getFillPath(self.path, outline)
+            rect = outline.computeTightBounds()
+            if self.fill:
+                rect.join(self.local_bounds)
+        else:
+            rect = skia.Rect(self.local_bounds.left(), self.local_bounds.top(),
+                             self.local_bounds.right(), self.local_bounds.bottom())
+        return self.matrix.mapRect(rect)
+
+    @property
+    def scale(self) -> float:
+        return abs(self.matrix.getScaleX())
+
+
+@dataclass
+class ParsedSvg:
+    width_px: int
+    height_px: int
+    inks: list[Ink]
+
+
+def stroke_paint(ink: Ink, antialias: bool) -> skia.Paint:
+    paint = skia.Paint(AntiAlias=antialias, Style=skia.Paint.kStroke_Style, StrokeWidth=ink.stroke_width)
+    paint.setStrokeCap(ink.cap)
+    paint.setStrokeJoin(ink.join)
+    if ink.dash:
+        paint.setPathEffect(skia.DashPathEffect.Make(list(ink.dash), 0))
+    return paint
+
+
+def _numbers(text: str | None) -> list[float]:
+    return [float(n) for n in _NUMBER_RE.findall(text or "")]
+
+
+def parse_transform(text: str | None) -> skia.Matrix:
+    """An SVG ``transform`` attribute as a skia matrix (functions applied left to right)."""
+    fast = _USE_TRANSFORM_RE.match(text or "")
+    if fast:
+        tx, ty, sx, sy = map(float, fast.groups())
+        return skia.Matrix.MakeAll(sx, 0, tx, 0, sy, ty, 0, 0, 1)
+    m = skia.Matrix()
+    for name, args in _TRANSFORM_RE.findall(text or ""):
+        v = _numbers(args)
+        if name == "translate":
+            step = skia.Matrix.Translate(v[0], v[1] if len(v) > 1 else 0.0)
+        elif name == "scale":
+            step = skia.Matrix.Scale(v[0], v[1] if len(v) > 1 else v[0])
+        elif name == "rotate":
+            step = skia.Matrix.RotateDeg(v[0], skia.Point(v[1], v[2])) if len(v) == 3 else skia.Matrix.RotateDeg(v[0])
+        elif name == "matrix":
+            step = skia.Matrix.MakeAll(v[0], v[2], v[4], v[1], v[3], v[5], 0, 0, 1)
+        elif name == "skewX":
+            step = skia.Matrix.Skew(math.tan(math.radians(v[0])), 0)
+        else:
+            step = skia.Matrix.Skew(0, math.tan(math.radians(v[0])))
+        m = skia.Matrix.Concat(m, step)
+    return m
+
+
+def _class_styles(root: etree._Element) -> dict[str, dict[str, str]]:
+    """``g.<class> {prop: value}`` rules of Verovio's embedded CSS, keyed by class name."""
+    styles: dict[str, dict[str, str]] = {}
+    for style in root.iter("{*}style"):
+        for selectors, body in _CSS_RULE_RE.findall(style.text or ""):
+            decls = dict(
+                (k.strip(), v.strip()) for k, _, v in (d.partition(":") for d in body.split(";")) if v.strip()
+            )
+            for selector in selectors.split(","):
+                last = selector.split()[-1] if selector.split() else ""
+                if last.startswith("g.") and last.count(".") == 1:
+                    styles.setdefault(last[2:], {}).update(decls)
+    return styles
+
+
+class _Walker:
+    def __init__(self, page_font: str, styles: dict[str, dict[str, str]]) -> None:
+        self.page_font = page_font
+        self.styles = styles
+        self.defs: dict[str, tuple[skia.Path, skia.Rect, str, str]] = {}
+        self.hidden_classes = {c for c, decls in styles.items() if decls.get("visibility") == "hidden"}
+        self.tags: dict[str, str] = {}
+        self.inks: list[Ink] = []
+
+    # -- definitions ------------------------------------------------------------------
+    def read_defs(self, defs: etree._Element) -> None:
+        for g in defs:
+            def_id = g.get("id")
+            path_el = next(g.iter("{*}path"), None)
+            if not def_id or path_el is None:
+                continue
+            codepoint = def_id.split("-", 1)[0].upper()
+            d = path_el.get("d", "")
+            path, bounds = path_from_d(d, "scale(1,-1)" in (path_el.get("transform") or ""))
+            font = drawing_font(codepoint, d, self.page_font)
+            self.defs[def_id] = (path, bounds, smufl_name(codepoint, font), font)
+
+    # -- tree walk ----------------------------------------------------------------------
+    def walk(self, el: etree._Element, matrix: skia.Matrix, groups: tuple[str, ...], owner: str,
+             hidden: bool, line: int | None = None) -> None:
+        tags = self.tags
+        for child in el:
+            raw = child.tag
+            tag = tags.get(raw) if isinstance(raw, str) else ""
+            if tag is None:
+                tag = tags[raw] = raw.rsplit("}", 1)[-1]
+            if tag in _SKIPPED:
+                continue
+            local = matrix
+            if "transform" in child.attrib and tag != "use":
+                local = skia.Matrix.Concat(matrix, parse_transform(child.get("transform")))
+            child_owner = child.get("id") or owner
+            if tag == "g":
+                cls = child.get("class") or ""
+                child_hidden = (hidden or child.get("visibility") == "hidden"
+                                or bool(self.hidden_classes and not self.hidden_classes.isdisjoint(cls.split())))
+                data_line = child.get("data-line")
+                self.walk(child, local, groups + (cls,) if cls else groups, child_owner, child_hidden,
+                          int(data_line) if data_line and data_line.isdigit() else line)
+            elif hidden:
+                continue
+            elif tag == "use":
+                self._use(child, local, groups, owner, line)
+            elif tag == "text":
+                self._text(child, local, groups, child_owner)
+            elif tag in _SHAPES:
+                self._shape(tag, child, local, groups, child_owner)
+            elif tag == "svg":
+                self.walk(child, local, groups, child_owner, hidden, line)
+
+    def _use(self, el, matrix, groups, owner, line) -> None:
+        ref = (el.get(_XLINK_HREF) or el.get("href") or "").lstrip("#")
+        entry = self.defs.get(ref)
+        if entry is None:
+            return
+        path, bounds, name, font = entry
+        m = skia.Matrix.Concat(matrix, parse_transform(el.get("transform")))
+        if "x" in el.attrib or "y" in el.attrib:
+            m = skia.Matrix.Concat(m, skia.Matrix.Translate(float(el.get("x", 0)), float(el.get("y", 0))))
+        self.inks.append(Ink(path, bounds, m, True, 0.0, None, None, None, "use", name, font, groups, owner, line))
+
+    def _shape(self, tag, el, matrix, groups, owner) -> None:
+        if tag == "path":
+            d = el.get("d") or ""
+            if not d.strip():
+                return
+            line = _LINE_D_RE.match(d)
+            if line:
+                x0, y0, x1, y1 = map(float, line.groups())
+                path = skia.Path.Line(skia.Point(x0, y0), skia.Point(x1, y1))
+                bounds = path.computeTightBounds()
+            else:
+                path, bounds = path_from_d(d)
+        else:
+            path = skia.Path()
+            if tag in ("polygon", "polyline"):
+                v = _numbers(el.get("points"))
+                path.addPoly([skia.Point(v[i], v[i + 1]) for i in range(0, len(v) - 1, 2)], tag == "polygon")
+            elif tag == "rect":
+                path.addRect(skia.Rect.MakeXYWH(*(float(el.get(k, 0)) for k in ("x", "y", "width", "height"))))
+            elif tag == "line":
+                path.moveTo(float(el.get("x1", 0)), float(el.get("y1", 0)))
+                path.lineTo(float(el.get("x2", 0)), float(el.get("y2", 0)))
+            else:
+                cx, cy = float(el.get("cx", 0)), float(el.get("cy", 0))
+                rx = float(el.get("rx", el.get("r", 0)))
+                ry = float(el.get("ry", el.get("r", 0)))
+                path.addOval(skia.Rect(cx - rx, cy - ry, cx + rx, cy + ry))
+            bounds = path.computeTightBounds()
+        width = float(el.get("stroke-width", 1) or 1)
+        stroke = width if width > _MIN_STROKE_UNITS else 0.0
+        fill = el.get("fill") != "none" and tag not in ("line",)
+        # An open two-point path (a staff line, a stem) has no area to fill.
+        if fill and tag == "path" and bounds.isEmpty():
+            fill = False
+        if not fill and not stroke:
+            return
+        dash = tuple(_numbers(el.get("stroke-dasharray"))) or None
+        self.inks.append(Ink(
+            path, bounds, matrix, fill, stroke,
+            _CAPS.get(el.get("stroke-linecap", "butt"), skia.Paint.kButt_Cap),
+            _JOINS.get(el.get("stroke-linejoin", "miter"), skia.Paint.kMiter_Join),
+            dash if dash and len(dash) % 2 == 0 else None,
+            tag, tag, "", groups, owner))
+
+    # -- text ------------------------------------------------------------------------------
+    def _style_flags(self, groups: tuple[str, ...]) -> tuple[bool, bool]:
+        bold = italic = False
+        for g in groups:
+            for c in g.split():
+                st = self.styles.get(c, {})
+                if "font-weight" in st:
+                    bold = st["font-weight"] == "bold"
+                if "font-style" in st:
+                    italic = st["font-style"] == "italic"
+        return bold, italic
+
+    def _text(self, el, matrix, groups, owner) -> None:
+        bold, italic = self._style_flags(groups)
+        x, y = float(el.get("x", 0)), float(el.get("y", 0))
+        state = {"size": _numbers(el.get("font-size"))[0] if el.get("font-size") else 0.0,
+                 "family": "", "bold": bold, "italic": italic, "anchor": el.get("text-anchor", "start")}
+        chunks: list[list] = [[el.get("text-anchor", "start"), []]]
+        pen = [x, y]
+        self._text_runs(el, state, pen, chunks, owner)
+        for anchor, pieces in chunks:
+            if not pieces:
+                continue
+            width = pieces[-1][1] - pieces[0][1] + pieces[-1][5]
+            shift = -width if anchor == "end" else -width / 2 if anchor == "middle" else 0.0
+            for path, px, py, scale, bounds, _adv, glyph, font, owner_id in pieces:
+                m = skia.Matrix.Concat(matrix, skia.Matrix.Translate(px + shift, py))
+                m = skia.Matrix.Concat(m, skia.Matrix.Scale(scale, scale))
+                self.inks.append(Ink(path, bounds, m, True, 0.0, None, None, None, "text", glyph, font,
+                                     groups, owner_id))
+
+    def _text_runs(self, el, state, pen, chunks, owner) -> None:
+        st = dict(state)
+        if el.get("font-size"):
+            st["size"] = (_numbers(el.get("font-size")) or [st["size"]])[0]
+        if el.get("font-family"):
+            st["family"] = el.get("font-family").split(",")[0].strip().strip("'\"")
+        if el.get("font-weight"):
+            st["bold"] = el.get("font-weight") == "bold"
+        if el.get("font-style"):
+            st["italic"] = el.get("font-style") == "italic"
+        if el.get("x") is not None or el.get("y") is not None:
+            if el.tag.endswith("tspan"):
+                pen[0] = float(el.get("x", pen[0]))
+                pen[1] = float(el.get("y", pen[1]))
+                chunks.append([el.get("text-anchor", st["anchor"]), []])
+        pen[0] += sum(_numbers(el.get("dx")))
+        pen[1] += sum(_numbers(el.get("dy")))
+        owner = el.get("id") or owner
+        self._emit_chars(el.text, st, pen, chunks, owner)
+        for child in el:
+            if isinstance(child.tag, str) and child.tag.endswith("tspan"):
+                self._text_runs(child, st, pen, chunks, owner)
+            self._emit_chars(child.tail, st, pen, chunks, owner)
+
+    def _emit_chars(self, text: str | None, st, pen, chunks, owner) -> None:
+        if not text or not text.strip() or st["size"] <= 0:
+            return
+        text = " ".join(text.split()) if "\n" in text else text
+        scale = st["size"] / 1000.0
+        music_font = st["family"] if st["family"] in MUSIC_FONTS else ""
+        for char in text:
+            if music_font:
+                codepoint = f"{ord(char):04X}"
+                d = glyph_outline_d(music_font, codepoint)
+                info = glyph_table(music_font).get(codepoint)
+                if d is None or info is None:
+                    continue
+                path, bounds = path_from_d(d, True)
+                glyph, font, advance = info.name, music_font, info.advance
+            else:
+                path, bounds, advance = text_char_path(char, st["bold"], st["italic"])
+                glyph, font = f"text:{char}", "DejaVuSerif"
+            if not char.isspace():
+                chunks[-1][1].append((path, pen[0], pen[1], scale, bounds, advance * scale, glyph, font, owner))
+            pen[0] += advance * scale
+
+
+def parse_svg(svg: str | bytes, width_px: int, height_px: int, page_font: str) -> ParsedSvg:
+    """Parse one Verovio SVG page into ink primitives placed in a ``width_px`` × ``height_px`` page."""
+    data = svg.encode("utf-8") if isinstance(svg, str) else svg
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise DeepScoresError(f"SVG page: not well-formed XML ({exc})") from exc
+    inner = next((el for el in root.iter("{*}svg") if el.get("viewBox")), None)
+    if inner is None:
+        raise DeepScoresError("SVG page: no viewBox; not a Verovio page")
+    vb = _numbers(inner.get("viewBox"))
+    scale = width_px / vb[2]
+    walker = _Walker(page_font, _class_styles(root))
+    for defs in root.iter("{*}defs"):
+        walker.read_defs(defs)
+    base = skia.Matrix.Concat(skia.Matrix.Scale(scale, scale), skia.Matrix.Translate(-vb[0], -vb[1]))
+    walker.walk(inner, base, (), "", False)
+    return ParsedSvg(width_px, height_px, walker.inks)
