@@ -1,0 +1,159 @@
+"""The `deepscores` command: argument parsing and printing only; the work is in the library."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from deepscores.engrave import FONTS
+from deepscores.errors import DeepScoresError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Music scores → DeepScores-style datasets.")
+console = Console(stderr=True)
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = RichHandler(console=console, show_path=False, show_time=False)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], format="%(message)s")
+    # Verovio's own warnings about the scores are many and rarely actionable; show them with -v.
+    logging.getLogger("deepscores.verovio").setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+def _fail(exc: DeepScoresError) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1)
+
+
+def _parse_fonts(text: str) -> tuple[str, ...]:
+    if text.strip().lower() == "all":
+        return FONTS
+    by_lower = {f.lower(): f for f in FONTS}
+    fonts = []
+    for name in (t.strip() for t in text.split(",") if t.strip()):
+        if name.lower() not in by_lower:
+            raise typer.BadParameter(f"unknown font {name!r}; choose from {', '.join(FONTS)} or 'all'")
+        fonts.append(by_lower[name.lower()])
+    return tuple(fonts)
+
+
+def _parse_split(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--split expects three fractions like 0.8,0.1,0.1, got {text!r}") from None
+    if len(parts) != 3:
+        raise typer.BadParameter(f"--split expects three fractions like 0.8,0.1,0.1, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+@app.command()
+def generate(
+    sources: Annotated[Optional[list[str]], typer.Argument(help="Score files, folders (recursive) or globs. None: the embedded music21 corpus.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder.")] = Path("dataset"),
+    pages: Annotated[Optional[int], typer.Option(help="Stop after N pages (scores chosen from the seed).")] = None,
+    fonts: Annotated[str, typer.Option(help="'all' or a comma list of Leipzig,Bravura,Gootville,Leland,Petaluma.")] = "all",
+    dpi: Annotated[Optional[float], typer.Option(help="True resolution (e.g. 400); default: DeepScores' 1894 px wide pages.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for fonts, score order, splits and patch choice.")] = 0,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = os.cpu_count() or 1,
+    timeout: Annotated[float, typer.Option(help="Seconds one score may take before it is recorded as a timeout.")] = 300.0,
+    memory_limit_mb: Annotated[int, typer.Option(help="Address-space cap per worker (0: none).")] = 4096,
+    patches_per_class: Annotated[int, typer.Option(help="Classification patches per class (0: none).")] = 3000,
+    split: Annotated[str, typer.Option(help="train,val,test fractions; by score, never by page.")] = "0.8,0.1,0.1",
+    corpus: Annotated[Optional[str], typer.Option(help="Narrow the default corpus, e.g. music21:bach.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue a killed or finished run in the same folder.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Build a DeepScores-style dataset: page images, class masks, instance maps, XML, COCO, YOLO, patches."""
+    from deepscores.pipeline.run import GenerateOptions, RunSettings, run_generate
+
+    _setup_logging(verbose)
+    options = GenerateOptions(
+        sources=tuple(sources or ()), corpus=corpus, pages=pages, fonts=_parse_fonts(fonts), dpi=dpi, seed=seed,
+        patches_per_class=patches_per_class, split=_parse_split(split),
+    )
+    settings = RunSettings(out=out, workers=workers, timeout_s=timeout or None,
+                           memory_limit_mb=memory_limit_mb or None, resume=resume)
+    columns = [TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TextColumn("errors: {task.fields[errors]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        total = pages
+        bar = progress.add_task("pages" if pages else "scores", total=total, rate="", errors=0)
+        state = {"errors": 0, "scores": 0}
+
+        def on_progress(result, pages_done: int) -> None:
+            state["scores"] += 1
+            state["errors"] += result.status not in ("ok",)
+            elapsed = progress.tasks[bar].elapsed or 1e-9
+            progress.update(bar, completed=min(pages_done, total) if total else state["scores"],
+                            rate=f"{pages_done / elapsed:.1f} pages/s", errors=state["errors"])
+
+        try:
+            summary = run_generate(options, settings, on_progress)
+        except DeepScoresError as exc:
+            progress.stop()
+            _fail(exc)
+    _print_summary(summary)
+    raise typer.Exit(summary.exit_code)
+
+
+def _print_summary(summary) -> None:
+    out = Console()
+    rate = summary.pages / summary.seconds if summary.seconds else 0.0
+    out.print(f"[bold green]dataset:[/bold green] {summary.out.resolve()}")
+    out.print(f"{summary.pages} pages, {summary.symbols} symbols from {summary.scores_ok} scores "
+              f"in {summary.seconds:.1f} s ({rate:.2f} pages/s); {len(summary.failures)} failed"
+              + (f"; {summary.resumed_scores} scores reused from an earlier run" if summary.resumed_scores else ""))
+    if summary.class_counts:
+        table = Table(title="most frequent classes")
+        table.add_column("class")
+        table.add_column("symbols", justify="right")
+        for name, count in summary.class_counts.most_common(10):
+            table.add_row(name, str(count))
+        out.print(table)
+    if summary.unmapped:
+        top = ", ".join(f"{n} ×{c}" for n, c in summary.unmapped.most_common(8))
+        out.print(f"glyphs with no class (counted, not labelled): {top}")
+    if summary.failures:
+        table = Table(title="failed scores")
+        table.add_column("status")
+        table.add_column("reason")
+        for result in summary.failures[:20]:
+            table.add_row(result.status, result.error or "")
+        out.print(table)
+        if len(summary.failures) > 20:
+            out.print(f"... and {len(summary.failures) - 20} more in manifest.jsonl")
+
+
+@app.command()
+def validate(directory: Annotated[Path, typer.Argument(help="A dataset folder made by generate.")]) -> None:
+    """Check a dataset: files, sizes, boxes against pixels, COCO/YOLO against XML, splits by score."""
+    from deepscores.validate import validate_dataset
+
+    _setup_logging(False)
+    try:
+        defects = validate_dataset(directory)
+    except DeepScoresError as exc:
+        _fail(exc)
+    out = Console()
+    for defect in defects:
+        out.print(f"{defect.file}: {defect.message}", markup=False, highlight=False)
+    if defects:
+        out.print(f"[red]{len(defects)} defects[/red]")
+        raise typer.Exit(1)
+    out.print("[green]dataset is valid[/green]")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

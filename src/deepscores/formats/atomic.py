@@ -1,0 +1,55 @@
+"""Atomic file writes: a reader sees the old file or the whole new one under the final name, never a part."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+#: Prefix of temp files; a run that was killed leaves only these behind, and they are safe to delete.
+TMP_PREFIX = ".tmp-"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | bytearray | memoryview, *, fsync: bool = False) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``.
+
+    The folder is created when missing. ``fsync=True`` also makes the bytes and the rename durable
+    across a power cut; it is off by default because a dataset can always be regenerated and the
+    sync costs more than the write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder, so os.replace is a rename on one filesystem; O_EXCL with a random suffix keeps
+    # parallel writers of the same name from sharing a temp file. Mode 0o666 lets the umask decide,
+    # as for any other file (mkstemp would leave the dataset readable by its owner only).
+    tmp = path.parent / f"{TMP_PREFIX}{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    if fsync:
+        _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str, *, fsync: bool = False) -> None:
+    """``atomic_write_bytes`` of ``text`` in UTF-8; newlines are written as given (no platform translation)."""
+    atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename itself lives in the folder's entry table; without this a crash may forget it.
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

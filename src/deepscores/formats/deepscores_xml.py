@@ -1,0 +1,179 @@
+"""DeepScores XML: one ``<annotation>`` file per page, the format the published DeepScores ships.
+
+Box convention (as in the published files, whose loaders multiply by the page size): ``xmin``/``xmax``
+are fractions of the page width and ``ymin``/``ymax`` fractions of its height, with
+``xmin = x0 / W`` and ``xmax = x1 / W`` where ``x0 .. x1`` are the pixel edges of `Symbol.bbox_xyxy`
+(``x1`` exclusive, so ``(xmax - xmin) * W`` is the width in pixels). Fractions are written as the
+shortest decimal that reads back as the same float (``repr``), so ``round(float(text) * W)`` gives
+the exact pixel edge again.
+
+Elements beyond the published format, which other readers ignore: per page ``<font>``,
+``<score_id>``, ``<page_number>``; per object ``<instance>``, ``<glyph>``, ``<font>``,
+``<hidden>0|1</hidden>``, ``<occluded>0|1</occluded>``. Files without them (the published
+dataset) still read: the instance id is then the object's 1-based position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+
+from deepscores.formats import FormatError
+from deepscores.formats.atomic import atomic_write_bytes
+from deepscores.page import Page
+
+#: The folder, relative to the dataset root, that ``<filename>`` lives in.
+IMAGE_FOLDER = "images_png"
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """One symbol as the XML stores it; ``bbox_xyxy`` in pixel edges, end exclusive (as `Symbol`)."""
+
+    class_name: str
+    bbox_xyxy: tuple[int, int, int, int]
+    instance_id: int
+    glyph: str = ""
+    font: str = ""
+    hidden: bool = False
+    occluded: bool = False
+
+
+@dataclass(frozen=True)
+class PageRecord:
+    """A page's annotation file read back: everything but the pixels."""
+
+    filename: str
+    width: int
+    height: int
+    depth: int
+    font: str
+    score_id: str
+    page_number: int
+    objects: list[ObjectRecord] = field(default_factory=list)
+
+
+def _sub(parent: etree._Element, tag: str, text: str) -> None:
+    etree.SubElement(parent, tag).text = text
+
+
+def page_xml(page: Page, name: str) -> bytes:
+    """The annotation file of ``page``, whose image is ``images_png/<name>.png``."""
+    width, height = page.width, page.height
+    root = etree.Element("annotation")
+    _sub(root, "folder", IMAGE_FOLDER)
+    _sub(root, "filename", f"{name}.png")
+    size = etree.SubElement(root, "size")
+    _sub(size, "width", str(width))
+    _sub(size, "height", str(height))
+    _sub(size, "depth", "1")
+    _sub(root, "segmented", "0")
+    _sub(root, "font", page.font)
+    _sub(root, "score_id", page.score_id)
+    _sub(root, "page_number", str(page.page_number))
+    for symbol in page.symbols:
+        obj = etree.SubElement(root, "object")
+        _sub(obj, "name", symbol.class_name)
+        box = etree.SubElement(obj, "bndbox")
+        x0, y0, x1, y1 = symbol.bbox_xyxy
+        for tag, value, extent in (("xmin", x0, width), ("ymin", y0, height), ("xmax", x1, width), ("ymax", y1, height)):
+            _sub(box, tag, repr(value / extent))
+        _sub(obj, "instance", str(symbol.instance_id))
+        _sub(obj, "glyph", symbol.glyph)
+        _sub(obj, "font", symbol.font)
+        _sub(obj, "hidden", "1" if symbol.hidden else "0")
+        _sub(obj, "occluded", "1" if symbol.occluded else "0")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def write_page_xml(path: str | Path, page: Page, name: str) -> None:
+    """Write ``page_xml(page, name)`` to ``path`` atomically."""
+    atomic_write_bytes(path, page_xml(page, name))
+
+
+# -- reading -------------------------------------------------------------------------------------
+class _Bad(Exception):
+    """Internal: a structural problem, turned into a FormatError naming the file."""
+
+
+def _text(parent: etree._Element, tag: str, default: str | None = None) -> str:
+    node = parent.find(tag)
+    if node is None or node.text is None:
+        if default is not None:
+            return default
+        raise _Bad(f"missing <{tag}> in <{parent.tag}>")
+    return node.text.strip()
+
+
+def _int(parent: etree._Element, tag: str, default: str | None = None) -> int:
+    text = _text(parent, tag, default)
+    try:
+        return int(text)
+    except ValueError:
+        raise _Bad(f"<{tag}> is not an integer: {text!r}") from None
+
+
+def _flag(parent: etree._Element, tag: str) -> bool:
+    text = _text(parent, tag, "0")
+    if text not in ("0", "1"):
+        raise _Bad(f"<{tag}> must be 0 or 1, found {text!r}")
+    return text == "1"
+
+
+def _edge(box: etree._Element, tag: str, extent: int) -> int:
+    text = _text(box, tag)
+    try:
+        return round(float(text) * extent)
+    except (ValueError, OverflowError):
+        raise _Bad(f"<{tag}> is not a number: {text!r}") from None
+
+
+def _parse(data: bytes) -> PageRecord:
+    # No entities, no DTD, no network: the file may come from anywhere.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    root = etree.fromstring(data, parser)
+    if root.tag != "annotation":
+        raise _Bad(f"root element is <{root.tag}>, expected <annotation>")
+    size = root.find("size")
+    if size is None:
+        raise _Bad("missing <size>")
+    width, height = _int(size, "width"), _int(size, "height")
+    if width <= 0 or height <= 0:
+        raise _Bad(f"page size {width}x{height} is empty")
+    font = _text(root, "font", "")
+    objects = []
+    for index, obj in enumerate(root.iterfind("object"), start=1):
+        try:
+            box = obj.find("bndbox")
+            if box is None:
+                raise _Bad("missing <bndbox>")
+            bbox = (_edge(box, "xmin", width), _edge(box, "ymin", height), _edge(box, "xmax", width), _edge(box, "ymax", height))
+            objects.append(ObjectRecord(
+                class_name=_text(obj, "name"), bbox_xyxy=bbox, instance_id=_int(obj, "instance", str(index)),
+                glyph=_text(obj, "glyph", ""), font=_text(obj, "font", font),
+                hidden=_flag(obj, "hidden"), occluded=_flag(obj, "occluded"),
+            ))
+        except _Bad as exc:
+            raise _Bad(f"object {index}: {exc}") from None
+    return PageRecord(
+        filename=_text(root, "filename"), width=width, height=height, depth=_int(size, "depth", "1"),
+        font=font, score_id=_text(root, "score_id", ""), page_number=_int(root, "page_number", "0"), objects=objects,
+    )
+
+
+def read_page_xml(path: str | Path) -> PageRecord:
+    """Read one annotation file; a missing, malformed or incomplete file raises ``FormatError`` naming it."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FormatError(path, "no such file") from None
+    except OSError as exc:
+        raise FormatError(path, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        return _parse(data)
+    except etree.XMLSyntaxError as exc:
+        raise FormatError(path, f"malformed XML: {exc}") from None
+    except _Bad as exc:
+        raise FormatError(path, str(exc)) from None

@@ -1,0 +1,1 @@
+"""Dataset generation: plan, manifest, resume, and the engines that run score tasks."""

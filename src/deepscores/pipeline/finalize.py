@@ -1,0 +1,139 @@
+"""The end of a run: fix the page set, rewrite the manifest in plan order, write splits, COCO, YOLO,
+classification patches and ``dataset.json``. Everything here is a function of the manifest and
+the page XMLs, so it gives the same bytes however the pages were produced."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, replace
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import verovio
+
+import deepscores
+from deepscores.classes import load_catalogue
+from deepscores.formats.atomic import atomic_write_text
+from deepscores.formats.coco import write_coco
+from deepscores.formats.deepscores_xml import read_page_xml
+from deepscores.formats.patches import select_patches, write_patches
+from deepscores.formats.yolo import write_yolo
+from deepscores.pipeline.tasks import ScoreResult, stable_hash
+
+if TYPE_CHECKING:
+    from deepscores.pipeline.run import GenerateOptions, GenerateSummary
+
+SPLITS = ("train", "val", "test")
+
+
+def split_scores(score_ids: list[str], ratios: tuple[float, float, float], seed: int) -> dict[str, str]:
+    """Score id → split. By score, never by page; a seeded order cut at the ratios."""
+    ordered = sorted(set(score_ids), key=lambda s: (stable_hash("split", seed, s), s))
+    n = len(ordered)
+    n_train = round(ratios[0] * n)
+    n_val = min(n - n_train, round(ratios[1] * n))
+    return {s: ("train" if i < n_train else "val" if i < n_train + n_val else "test") for i, s in enumerate(ordered)}
+
+
+def _final_results(plan_accepted: list[str], results: dict[str, ScoreResult], pages: int | None) -> list[ScoreResult]:
+    """The manifest's lines in plan order: duplicates marked, the last score cut to exactly N pages."""
+    final: list[ScoreResult] = []
+    owner: dict[str, str] = {}
+    total = 0
+    for source in plan_accepted:
+        result = results[source]
+        if result.status == "ok" and result.score_id in owner:
+            result = replace(result, status="duplicate", pages=[],
+                             error=f"{source}: same content as {owner[result.score_id]}")
+        elif result.status == "ok":
+            owner[result.score_id] = source
+            if pages is not None:
+                result = replace(result, pages=result.pages[: max(0, pages - total)])
+            total += len(result.pages)
+        final.append(result)
+    return final
+
+
+def _versions() -> dict[str, str]:
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {
+        "deepscores": deepscores.__version__,
+        "verovio": verovio.toolkit(False).getVersion(),  # the five fonts ship inside Verovio's wheel
+        "skia-python": version("skia-python"),
+        "pillow": version("pillow"),
+        "numpy": version("numpy"),
+        "music21": version("music21"),
+    }
+
+
+def finalize_dataset(out: Path, options: "GenerateOptions", plan: list[str], accepted: list[str],
+                     results: dict[str, ScoreResult], summary: "GenerateSummary") -> None:
+    from deepscores.pipeline.run import MANIFEST, remove_stray_pages
+
+    final = _final_results(accepted, results, options.pages)
+    page_names = [p.name for r in final if r.status == "ok" for p in r.pages]
+    remove_stray_pages(out, set(page_names))
+    atomic_write_text(out / MANIFEST, "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in final))
+
+    catalogue = load_catalogue(options.classes)
+    ok = [r for r in final if r.status == "ok" and r.pages]
+    split_of = split_scores([r.score_id for r in ok], options.split, options.seed)
+    (out / "splits").mkdir(exist_ok=True)
+    by_split: dict[str, list] = {s: [] for s in SPLITS}
+    for result in ok:
+        for page in result.pages:
+            record = read_page_xml(out / "xml_annotations" / f"{page.name}.xml")
+            by_split[split_of[result.score_id]].append((page.name, record))
+    for split in SPLITS:
+        atomic_write_text(out / "splits" / f"{split}.txt", "".join(f"{name}\n" for name, _ in by_split[split]))
+        write_coco(out / "coco" / f"{split}.json", by_split[split], catalogue)
+    write_yolo(out / "yolo", by_split, catalogue)
+    all_records = [pair for split in SPLITS for pair in by_split[split]]
+    if options.patches_per_class > 0:
+        selection = select_patches(all_records, options.patches_per_class, options.seed)
+        write_patches(out, selection, catalogue, options.seed, options.patches_per_class)
+
+    class_counts: Counter = Counter()
+    unmapped: Counter = Counter()
+    for result in ok:
+        unmapped.update(result.unmapped)
+        summary.duplicates_removed += result.duplicates_removed
+        for page in result.pages:
+            class_counts.update(page.class_counts)
+    failures = [r for r in final if r.status not in ("ok", "duplicate")]
+    summary.pages = len(page_names)
+    summary.symbols = sum(class_counts.values())
+    summary.scores_ok = len(ok)
+    summary.failures = failures
+    summary.class_counts = class_counts
+    summary.unmapped = unmapped
+
+    dataset = {
+        "format": "deepscores",
+        "options": json.loads(json.dumps(asdict(options))),
+        "versions": _versions(),
+        "page_geometry": {"dpi": options.dpi, "default_width_px": 1894},
+        "fonts": "per score, drawn from (seed, score content hash); each page name ends with its font",
+        "box_convention": "integer pixel edges, end exclusive; XML stores x/width and y/height fractions",
+        "classes": [{"id": i + 1, "name": n} for i, n in enumerate(catalogue.names)],
+        "counts": {
+            "pages": summary.pages,
+            "symbols": summary.symbols,
+            "scores_planned": len(plan),
+            "scores_ok": len(ok),
+            "scores_failed": len(failures),
+            "scores_duplicate": sum(r.status == "duplicate" for r in final),
+            "pages_per_split": {s: len(by_split[s]) for s in SPLITS},
+            "per_class": dict(sorted(class_counts.items())),
+            "unmapped_glyphs": dict(sorted(unmapped.items())),
+            "duplicates_removed": summary.duplicates_removed,
+        },
+    }
+    atomic_write_text(out / "dataset.json", json.dumps(dataset, indent=1, sort_keys=True) + "\n")

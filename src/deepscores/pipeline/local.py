@@ -1,0 +1,140 @@
+"""The local engine: long-lived worker processes, one score task each at a time.
+
+A worker that dies (a segfault or abort in the native engraver, the kernel's OOM killer) costs
+exactly its one task, recorded as ``crash``; a task past the timeout has its worker killed and is
+recorded as ``timeout``; either way a fresh worker takes its place and the run goes on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+
+from deepscores.pipeline.tasks import ScoreResult, ScoreTask, limit_memory, process_score
+
+
+def _worker_main(conn: Connection, memory_limit_mb: int | None) -> None:
+    # The parent handles Ctrl-C; a worker must not die of it mid-write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_memory(memory_limit_mb)
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        conn.send(process_score(task).to_json())
+
+
+@dataclass
+class _Worker:
+    process: mp.process.BaseProcess
+    conn: Connection
+    task: ScoreTask | None = None
+    started: float = 0.0
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+class LocalEngine:
+    """Runs score tasks on ``workers`` processes of this machine."""
+
+    name = "local"
+
+    def __init__(self, workers: int, timeout_s: float | None = None, memory_limit_mb: int | None = None) -> None:
+        self.workers = max(1, workers)
+        self.timeout_s = timeout_s
+        self.memory_limit_mb = memory_limit_mb
+        self._ctx = mp.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["deepscores.pipeline.tasks"])
+
+    def _start(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(target=_worker_main, args=(child, self.memory_limit_mb), daemon=True)
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    @staticmethod
+    def _stop(worker: _Worker, kill: bool = False) -> None:
+        if kill:
+            worker.process.kill()
+        else:
+            try:
+                worker.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        worker.process.join(timeout=5)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
+        worker.conn.close()
+
+    def run(self, tasks: Iterable[ScoreTask], on_result: Callable[[ScoreResult], bool]) -> None:
+        """Run every task; ``on_result`` gets each result as it comes and returns False to stop early."""
+        pending: Iterator[ScoreTask] = iter(tasks)
+        pool = [self._start() for _ in range(self.workers)]
+        exhausted = stopping = False
+        try:
+            while True:
+                for worker in pool:
+                    if worker.task is None and not exhausted and not stopping:
+                        task = next(pending, None)
+                        if task is None:
+                            exhausted = True
+                            break
+                        worker.task, worker.started = task, time.monotonic()
+                        worker.conn.send(task)
+                busy = [w for w in pool if w.task is not None]
+                if not busy:
+                    return
+                timeout = None
+                if self.timeout_s is not None:
+                    now = time.monotonic()
+                    timeout = max(0.0, min(w.started + self.timeout_s - now for w in busy))
+                ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout))
+                for i, worker in enumerate(pool):
+                    if worker.task is None:
+                        continue
+                    result = self._collect(worker, ready)
+                    if result is None:
+                        continue
+                    if result.status in ("crash", "timeout"):
+                        pool[i] = self._start()
+                    else:
+                        worker.task = None
+                    if not on_result(result):
+                        stopping = True
+        finally:
+            for worker in pool:
+                self._stop(worker, kill=worker.task is not None)
+
+    def _collect(self, worker: _Worker, ready: set) -> ScoreResult | None:
+        task = worker.task
+        assert task is not None
+        if worker.conn in ready or worker.process.sentinel in ready:
+            try:
+                if worker.conn.poll():
+                    return ScoreResult.from_json(worker.conn.recv())
+            except (EOFError, OSError):
+                pass
+            worker.process.join(timeout=5)
+            reason = _describe_exit(worker.process.exitcode)
+            self._stop(worker, kill=True)
+            return ScoreResult(task.source, "crash", error=f"{task.source}: the engraver process died ({reason})")
+        if self.timeout_s is not None and time.monotonic() - worker.started >= self.timeout_s:
+            self._stop(worker, kill=True)
+            return ScoreResult(task.source, "timeout", error=f"{task.source}: no result after {self.timeout_s:g} s")
+        return None

@@ -1,0 +1,245 @@
+"""`generate`: plan the scores, run them on an engine, keep the manifest, resume, and finish the dataset.
+
+The manifest (``manifest.jsonl``, one line per score) is the run's memory: a line is appended the
+moment a score's files are complete, so a killed run loses at most the scores in flight, and
+``--resume`` redoes exactly those. Everything that depends on the whole set (which pages are in,
+splits, COCO, YOLO, patches, ``dataset.json``) is rebuilt from the manifest and the page XMLs at
+the end, in plan order, so the result does not depend on timing, engine or number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from deepscores.corpus import corpus_relative_name, default_corpus, find_scores
+from deepscores.engrave import FONTS
+from deepscores.errors import FontError, OptionsError
+from deepscores.formats.atomic import atomic_write_text
+from deepscores.pipeline.finalize import finalize_dataset
+from deepscores.pipeline.tasks import (
+    PAGE_FILES,
+    ScoreResult,
+    ScoreTask,
+    is_page_complete,
+    remove_page_files,
+    stable_hash,
+)
+
+MANIFEST = "manifest.jsonl"
+#: Exit status of a run in which some scores failed (0: all good).
+EXIT_SOME_FAILED = 3
+_PAGE_NAME_RE = re.compile(r"^[0-9a-f]{16}-p\d{3,}-[a-z]+$")
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """Everything that decides a dataset's bytes; saved in ``dataset.json``."""
+
+    sources: tuple[str, ...] = ()
+    corpus: str | None = None          # 'music21' or 'music21:<folder>' when no sources are given
+    pages: int | None = None           # stop after this many pages
+    fonts: tuple[str, ...] = FONTS
+    dpi: float | None = None
+    unit: float = 9.0
+    seed: int = 0
+    patches_per_class: int = 3000
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    classes: str = "deepscores"
+
+    def validate(self) -> None:
+        for font in self.fonts:
+            if font not in FONTS:
+                raise FontError(f"unknown music font {font!r}; valid fonts: {', '.join(FONTS)}")
+        if not self.fonts:
+            raise OptionsError("at least one font is needed")
+        if self.pages is not None and self.pages < 1:
+            raise OptionsError(f"--pages must be at least 1, got {self.pages}")
+        if len(self.split) != 3 or any(r < 0 for r in self.split) or abs(sum(self.split) - 1) > 1e-6:
+            raise OptionsError(f"--split needs three non-negative fractions summing to 1, got {self.split}")
+        if self.patches_per_class < 0:
+            raise OptionsError("--patches-per-class must be >= 0")
+        if self.corpus is not None and not self.corpus.startswith("music21"):
+            raise OptionsError(f"unknown corpus {self.corpus!r}; use music21 or music21:<folder>")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How the run is executed; changes nothing in the output."""
+
+    out: Path
+    workers: int = os.cpu_count() or 1
+    timeout_s: float | None = 300.0
+    memory_limit_mb: int | None = 4096
+    resume: bool = False
+    engine: str = "local"
+    address: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class GenerateSummary:
+    out: Path
+    pages: int = 0
+    symbols: int = 0
+    scores_ok: int = 0
+    failures: list[ScoreResult] = field(default_factory=list)
+    class_counts: Counter = field(default_factory=Counter)
+    unmapped: Counter = field(default_factory=Counter)
+    duplicates_removed: int = 0
+    seconds: float = 0.0
+    resumed_scores: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SOME_FAILED if self.failures else 0
+
+
+def plan_sources(options: GenerateOptions) -> list[str]:
+    """The score files in plan order: sorted, or a seeded shuffle when only N pages are wanted."""
+    if options.sources:
+        paths = find_scores(options.sources)
+    else:
+        subset = options.corpus.split(":", 1)[1] if options.corpus and ":" in options.corpus else None
+        paths = default_corpus(subset)
+    names = {str(p): corpus_relative_name(p) for p in paths}
+    ordered = sorted(names)
+    if options.pages is not None:
+        # Shuffle by name, not by path, so the same corpus gives the same sample on any machine.
+        ordered.sort(key=lambda p: (stable_hash("order", options.seed, names[p]), names[p]))
+    return ordered
+
+
+def read_manifest(out: Path) -> dict[str, ScoreResult]:
+    results: dict[str, ScoreResult] = {}
+    path = out / MANIFEST
+    if not path.is_file():
+        return results
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            result = ScoreResult.from_json(json.loads(line))
+        except (ValueError, TypeError):
+            continue  # a line torn by a kill mid-write: that score is simply redone
+        results[result.source] = result
+    return results
+
+
+def _options_record(options: GenerateOptions) -> dict:
+    return json.loads(json.dumps(asdict(options)))
+
+
+def _check_out_dir(options: GenerateOptions, settings: RunSettings) -> None:
+    out = settings.out
+    record = out / ".deepscores-options.json"
+    if settings.resume:
+        if record.is_file() and json.loads(record.read_text()) != _options_record(options):
+            raise OptionsError(f"{out}: --resume needs the same options as the run that started it ({record})")
+    elif (out / MANIFEST).exists():
+        raise OptionsError(f"{out}: already holds a dataset; pass --resume to continue it or choose a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in PAGE_FILES:
+        (out / folder).mkdir(exist_ok=True)
+    atomic_write_text(record, json.dumps(_options_record(options), sort_keys=True, indent=1) + "\n")
+    # Temp files of a killed run are never part of the dataset.
+    for folder in [out, *(out / f for f in PAGE_FILES)]:
+        for tmp in folder.glob(".tmp-*"):
+            tmp.unlink(missing_ok=True)
+
+
+def _done(result: ScoreResult | None, out: Path) -> bool:
+    if result is None:
+        return False
+    return result.status != "ok" or all(is_page_complete(out, p.name) for p in result.pages)
+
+
+class _Acceptance:
+    """Decides, in plan order, which finished scores make the dataset (for ``--pages N``)."""
+
+    def __init__(self, plan: list[str], results: dict[str, ScoreResult], pages: int | None) -> None:
+        self.plan, self.results, self.pages = plan, results, pages
+
+    def prefix(self) -> tuple[list[str], bool]:
+        """Sources in the dataset so far, and whether that set is final."""
+        taken: list[str] = []
+        seen_ids: set[str] = set()
+        total = 0
+        for source in self.plan:
+            if self.pages is not None and total >= self.pages:
+                return taken, True
+            result = self.results.get(source)
+            if result is None:
+                return taken, False
+            taken.append(source)
+            if result.status == "ok" and result.score_id not in seen_ids:
+                seen_ids.add(result.score_id)
+                total += len(result.pages)
+        return taken, True
+
+
+def run_generate(
+    options: GenerateOptions,
+    settings: RunSettings,
+    on_progress: Callable[[ScoreResult, int], None] | None = None,
+) -> GenerateSummary:
+    """Build (or resume) the dataset described by ``options`` in ``settings.out``."""
+    start = time.monotonic()
+    options.validate()
+    plan = plan_sources(options)
+    _check_out_dir(options, settings)
+    out = settings.out
+    results = {s: r for s, r in read_manifest(out).items() if s in set(plan) and _done(r, out)}
+    summary = GenerateSummary(out, resumed_scores=len(results))
+    acceptance = _Acceptance(plan, results, options.pages)
+
+    def tasks():
+        for source in plan:
+            if source not in results:
+                yield ScoreTask(source, str(out), options.fonts, options.seed, options.dpi, options.unit,
+                                options.pages, options.classes, settings.memory_limit_mb)
+
+    manifest = open(out / MANIFEST, "a", encoding="utf-8")
+
+    def on_result(result: ScoreResult) -> bool:
+        manifest.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
+        manifest.flush()
+        results[result.source] = result
+        if on_progress is not None:
+            on_progress(result, sum(len(r.pages) for r in results.values() if r.status == "ok"))
+        return not acceptance.prefix()[1]
+
+    try:
+        if not acceptance.prefix()[1]:
+            engine = make_engine(settings)
+            engine.run(tasks(), on_result)
+    finally:
+        manifest.close()
+    accepted, _ = acceptance.prefix()
+    finalize_dataset(out, options, plan, accepted, results, summary)
+    summary.seconds = time.monotonic() - start
+    return summary
+
+
+def make_engine(settings: RunSettings):
+    if settings.engine == "local":
+        from deepscores.pipeline.local import LocalEngine
+
+        return LocalEngine(settings.workers, settings.timeout_s, settings.memory_limit_mb)
+    raise OptionsError(f"unknown engine {settings.engine!r}; available: local")
+
+
+def remove_stray_pages(out: Path, keep: set[str]) -> int:
+    """Delete page files that are not part of the final dataset (extra pages, scores past the prefix)."""
+    removed = 0
+    for folder, suffix in PAGE_FILES.items():
+        for path in (out / folder).glob(f"*{suffix}"):
+            name = path.name[: -len(suffix)]
+            if _PAGE_NAME_RE.match(name) and name not in keep:
+                remove_page_files(out, name)
+                removed += 1
+    return removed

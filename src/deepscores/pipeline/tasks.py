@@ -1,0 +1,160 @@
+"""One unit of work: one score file → its pages written into the dataset folder.
+
+Engines (the local process pool, Ray) only schedule :func:`process_score`; everything a score's
+files depend on is in its :class:`ScoreTask`, so the same task gives the same bytes anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import resource
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from deepscores.annotate import annotate
+from deepscores.classes import load_catalogue
+from deepscores.corpus import load_score
+from deepscores.engrave import EngraveOptions, engrave
+from deepscores.errors import DeepScoresError
+from deepscores.formats.deepscores_xml import write_page_xml
+from deepscores.formats.pngio import write_png
+
+log = logging.getLogger("deepscores.pipeline")
+
+#: The folders a page's files live in, and the suffix of each.
+PAGE_FILES = {
+    "images_png": ".png",
+    "pix_annotations_png": ".png",
+    "instance_png": ".png",
+    "xml_annotations": ".xml",
+}
+
+
+def page_name(score_id: str, page_number: int, font: str) -> str:
+    """Stable page name: from the score's content, the page number and the font, never run order."""
+    return f"{score_id}-p{page_number:03d}-{font.lower()}"
+
+
+def page_paths(out: Path, name: str) -> dict[str, Path]:
+    return {folder: out / folder / f"{name}{suffix}" for folder, suffix in PAGE_FILES.items()}
+
+
+def stable_hash(*parts: object) -> int:
+    """A 64-bit hash of the parts that is the same in every process and Python version."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def choose_font(seed: int, score_id: str, fonts: tuple[str, ...]) -> str:
+    """The font of a whole score: drawn from (seed, score content), so it never depends on order."""
+    return fonts[stable_hash("font", seed, score_id) % len(fonts)]
+
+
+@dataclass(frozen=True)
+class ScoreTask:
+    source: str                  # path of the score file
+    out: str                     # dataset folder
+    fonts: tuple[str, ...]
+    seed: int
+    dpi: float | None = None
+    unit: float = 9.0
+    max_pages: int | None = None  # no score ever needs more pages than the whole run asks for
+    classes: str = "deepscores"
+    memory_limit_mb: int | None = None
+
+
+@dataclass
+class PageSummary:
+    name: str
+    page_number: int
+    symbols: int
+    class_counts: dict[str, int]
+
+
+@dataclass
+class ScoreResult:
+    source: str
+    status: str                  # ok | error | timeout | crash
+    score_id: str | None = None
+    content_hash: str | None = None
+    font: str | None = None
+    pages: list[PageSummary] = field(default_factory=list)
+    unmapped: dict[str, int] = field(default_factory=dict)
+    duplicates_removed: int = 0
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ScoreResult":
+        pages = [PageSummary(**p) for p in data.get("pages", [])]
+        return cls(**{**data, "pages": pages})
+
+
+def limit_memory(megabytes: int | None) -> None:
+    """Cap this worker's address space, so one huge score fails alone instead of the machine."""
+    if megabytes:
+        limit = megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def process_score(task: ScoreTask) -> ScoreResult:
+    """Engrave one score, derive the ground truth of each page and write the page files atomically.
+
+    Errors that deepscores understands come back as a result with status ``error`` and a one-line
+    reason; a crash of the native engraver kills the calling process, and the engine records it.
+    """
+    try:
+        return _process(task)
+    except DeepScoresError as exc:
+        return ScoreResult(task.source, "error", error=str(exc))
+    except MemoryError:
+        return ScoreResult(task.source, "error", error=f"{task.source}: out of memory (limit {task.memory_limit_mb} MB)")
+    except Exception as exc:  # a bug or an unforeseen input must cost one score, not the run
+        log.exception("unexpected failure on %s", task.source)
+        return ScoreResult(task.source, "error", error=f"{task.source}: {type(exc).__name__}: {exc}".splitlines()[0])
+
+
+def _process(task: ScoreTask) -> ScoreResult:
+    score = load_score(task.source)
+    font = choose_font(task.seed, score.score_id, task.fonts)
+    options = EngraveOptions(font=font, dpi=task.dpi, unit=task.unit)
+    catalogue = load_catalogue(task.classes)
+    engraved = engrave(score, options)
+    if task.max_pages is not None:
+        engraved = engraved[: task.max_pages]
+    out = Path(task.out)
+    result = ScoreResult(task.source, "ok", score.score_id, score.content_hash, font)
+    unmapped: Counter = Counter()
+    for svg_page in engraved:
+        page = annotate(svg_page, score.score_id, catalogue)
+        name = page_name(score.score_id, page.page_number, font)
+        paths = page_paths(out, name)
+        write_png(paths["images_png"], page.image)
+        write_png(paths["pix_annotations_png"], page.class_mask)
+        write_png(paths["instance_png"], page.instance_map)
+        # The XML is written last: its presence marks the page complete (see is_page_complete).
+        write_page_xml(paths["xml_annotations"], page, name)
+        unmapped.update(page.unmapped)
+        result.duplicates_removed += page.duplicates_removed
+        result.pages.append(PageSummary(
+            name, page.page_number, len(page.symbols), dict(sorted(Counter(s.class_name for s in page.symbols).items()))
+        ))
+    result.unmapped = dict(sorted(unmapped.items()))
+    return result
+
+
+def is_page_complete(out: Path, name: str) -> bool:
+    return all(p.is_file() for p in page_paths(out, name).values())
+
+
+def remove_page_files(out: Path, name: str) -> None:
+    for path in page_paths(out, name).values():
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,142 @@
+"""`generate` end to end: layout, determinism, failures that cost one score, kill + resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import music21
+import pytest
+from pycocotools.coco import COCO
+
+from deepscores.pipeline.run import EXIT_SOME_FAILED, GenerateOptions, RunSettings, run_generate
+from deepscores.validate import validate_dataset
+from tests.musicxml import note, rest, score, write
+
+CRASHING_ABC = music21.corpus.getWork("airdsAirs/book1.abc")  # aborts Verovio 6.4.1 (std::out_of_range)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under root (except the run's own option record) → sha256 of its bytes."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()
+    } | {str(p.relative_to(root)): os.readlink(p) for p in sorted(root.rglob("*")) if p.is_symlink()}
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("scores")
+    write(folder, score(note("C", 5) + note("E", 5) + note("G", 5) + rest()), "triad.musicxml")
+    write(folder, score(note("B", 4, alter=-1) + note("E", 5, alter=-1, accidental="flat") + rest("half", 2), fifths=-1),
+          "flats.musicxml")
+    write(folder, score(note("G", 4, "half", 3, dots=1) + note("A", 4), note("C", 5, "whole", 4)), "dots.musicxml")
+    shutil.copy(music21.corpus.getWork("bach/bwv66.6"), folder / "bwv66.6.mxl")
+    shutil.copy(music21.corpus.getWork("bach/bwv269"), folder / "bwv269.mxl")
+    return folder
+
+
+def generate(sources, out: Path, workers: int = 2, **kw) -> object:
+    options = GenerateOptions(sources=tuple(str(s) for s in sources), patches_per_class=kw.pop("patches", 4),
+                              seed=kw.pop("seed", 7), **{k: v for k, v in kw.items() if k in ("pages", "fonts", "split")})
+    settings = RunSettings(out=out, workers=workers, progress=False,
+                           **{k: v for k, v in kw.items() if k in ("timeout_s", "resume")})
+    return run_generate(options, settings)
+
+
+def test_layout_and_real_clients(corpus_dir, tmp_path):
+    out = tmp_path / "ds"
+    summary = generate([corpus_dir], out, split=(0.6, 0.2, 0.2))
+    assert summary.exit_code == 0 and summary.scores_ok == 5 and summary.pages == 5
+    names = sorted(p.stem for p in (out / "xml_annotations").glob("*.xml"))
+    assert len(names) == 5
+    for folder in ("images_png", "pix_annotations_png", "instance_png"):
+        assert sorted(p.stem for p in (out / folder).glob("*.png")) == names
+    # Splits are by score, cover every page once.
+    split_pages = {s: (out / "splits" / f"{s}.txt").read_text().split() for s in ("train", "val", "test")}
+    assert sorted(sum(split_pages.values(), [])) == names
+    assert [len(v) for v in split_pages.values()] == [3, 1, 1]
+    # COCO loads in pycocotools with every symbol of the XMLs.
+    total = 0
+    for split in ("train", "val", "test"):
+        coco = COCO(str(out / "coco" / f"{split}.json"))
+        assert len(coco.getImgIds()) == len(split_pages[split])
+        total += len(coco.getAnnIds())
+    assert total == summary.symbols
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["counts"]["pages"] == 5 and meta["counts"]["symbols"] == summary.symbols
+    assert (out / "yolo" / "data.yaml").is_file()
+    manifest = [json.loads(l) for l in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [m["status"] for m in manifest] == ["ok"] * 5
+    assert validate_dataset(out) == []
+
+
+def test_same_inputs_same_bytes(corpus_dir, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    generate([corpus_dir], a, workers=2)
+    generate([corpus_dir], b, workers=1)
+    assert tree_digest(a) == tree_digest(b)
+
+
+def test_failures_cost_one_score_each(corpus_dir, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.musicxml").write_text("")
+    (bad / "truncated.xml").write_text(score(note("C", 5))[:200])
+    (bad / "bomb.xml").write_text('<?xml version="1.0"?><!DOCTYPE s [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
+                                  "<score-partwise>&b;</score-partwise>")
+    shutil.copy(CRASHING_ABC, bad / "crash.abc")
+    shutil.copy(corpus_dir / "triad.musicxml", bad / "good.musicxml")
+    out = tmp_path / "ds"
+    summary = generate([bad], out)
+    assert summary.exit_code == EXIT_SOME_FAILED
+    statuses = {Path(r.source).name: r.status for r in summary.failures}
+    assert statuses == {"empty.musicxml": "error", "truncated.xml": "error", "bomb.xml": "error", "crash.abc": "crash"}
+    assert all("\n" not in r.error and Path(r.source).name in r.error for r in summary.failures)
+    assert summary.pages == 1 and summary.scores_ok == 1
+
+
+def test_timeout_is_recorded_and_run_goes_on(corpus_dir, tmp_path):
+    beethoven = music21.corpus.getWork("beethoven/opus18no1/movement1.mxl")  # 19 pages: seconds, not 0.3 s
+    summary = generate([beethoven, corpus_dir / "triad.musicxml"], tmp_path / "ds", timeout_s=0.3, workers=1)
+    assert [r.status for r in summary.failures] == ["timeout"]
+    assert summary.pages == 1
+
+
+def test_pages_limit_is_exact_and_deterministic(corpus_dir, tmp_path):
+    a = generate([corpus_dir], tmp_path / "a", pages=3, workers=2)
+    b = generate([corpus_dir], tmp_path / "b", pages=3, workers=1)
+    assert a.pages == b.pages == 3
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+
+
+def test_sigkill_midway_then_resume_gives_identical_files(tmp_path):
+    sources = [music21.corpus.getWork(w) for w in ("bach/bwv66.6", "bach/bwv269", "bach/bwv347", "bach/bwv153.1",
+                                                    "joplin/maple_leaf_rag.mxl", "bach/bwv86.6", "bach/bwv40.8")]
+    reference = tmp_path / "reference"
+    generate(sources, reference, workers=1)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "deepscores.cli", "generate", *map(str, sources), "--out", str(out),
+           "--workers", "1", "--seed", "7", "--patches-per-class", "4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    manifest = out / "manifest.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not manifest.exists() or len(manifest.read_text().splitlines()) < 2):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the run and its workers
+    proc.wait()
+    assert not (out / "dataset.json").exists(), "the run finished before it could be killed"
+    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    digest = tree_digest(out)
+    digest.pop(".deepscores-options.json", None)
+    ref = tree_digest(reference)
+    ref.pop(".deepscores-options.json", None)
+    assert digest == ref
