@@ -121,13 +121,20 @@ def path_from_d(d: str, flip_y: bool = False) -> tuple[skia.Path, skia.Rect]:
 # --- text --------------------------------------------------------------------------------
 
 @functools.cache
+def _font_manager() -> skia.FontMgr:
+    return skia.FontMgr.New_Custom_Empty()
+
+
+@functools.cache
 def _text_typeface(bold: bool, italic: bool) -> skia.Typeface:
     import matplotlib  # ships DejaVu Serif; a pinned dependency of ours anyway
 
     fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     name = "DejaVuSerif" + {(False, False): "", (True, False): "-Bold", (False, True): "-Italic",
                             (True, True): "-BoldItalic"}[(bold, italic)] + ".ttf"
-    typeface = skia.Typeface.MakeFromFile(str(fonts / name))
+    # An empty custom font manager reads the file directly; the default one would start
+    # fontconfig, which scans system fonts and prints warnings about their configuration.
+    typeface = _font_manager().makeFromFile(str(fonts / name))
     if typeface is None:
         raise DeepScoresError(f"{fonts / name}: cannot load the serif text font")
     return typeface

@@ -9,6 +9,8 @@ import hashlib
 import heapq
 from collections import defaultdict
 from collections.abc import Iterable
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -75,30 +77,49 @@ def cut_patch(image: np.ndarray, bbox_xyxy: tuple[int, int, int, int], size: tup
     return patch
 
 
+def _write_page_patches(root: Path, page: str, chosen: list[tuple[int, str]], size: tuple[int, int]) -> list[Path]:
+    """Cut and write the chosen patches of one page (its XML and image read once)."""
+    record = read_page_xml(root / "xml_annotations" / f"{page}.xml")
+    boxes = {obj.instance_id: obj.bbox_xyxy for obj in record.objects}
+    image = read_png(root / "images_png" / f"{page}.png")
+    written = []
+    for instance_id, class_name in chosen:
+        if instance_id not in boxes:
+            raise FormatError(root / "xml_annotations" / f"{page}.xml", f"no object with instance {instance_id}")
+        path = root / PATCH_FOLDER / class_name / f"{page}_{instance_id}.png"
+        write_png(path, cut_patch(image, boxes[instance_id], size))
+        written.append(path)
+    return written
+
+
+def _write_chunk(root: Path, pages: list[tuple[str, list[tuple[int, str]]]], size: tuple[int, int]) -> list[Path]:
+    return [path for page, chosen in pages for path in _write_page_patches(root, page, chosen, size)]
+
+
 def write_patches(dataset_dir: str | Path, selection: dict[str, list[tuple[int, str]]], catalogue: Catalogue,
-                  seed: int, per_class: int, size: tuple[int, int] = PATCH_SIZE) -> None:
+                  seed: int, per_class: int, size: tuple[int, int] = PATCH_SIZE, workers: int = 1) -> None:
     """Write ``classification_data/<className>/<page>_<instance>.png`` for the selection, plus
     ``class_names.csv`` (``id,name`` of the whole catalogue) and ``config.txt`` (size, seed, counts).
 
     Boxes come from ``xml_annotations/<page>.xml`` and pixels from ``images_png/<page>.png``, each read
-    once per page. Patch files of an earlier selection that this one lacks are removed.
+    once per page. Patch files of an earlier selection that this one lacks are removed. Creating
+    thousands of small files costs more than cutting them, so ``workers`` processes share the pages.
     """
     root = Path(dataset_dir)
     out = root / PATCH_FOLDER
-    written: set[Path] = set()
     counts: dict[str, int] = {name: 0 for name in catalogue.names}
-    for page, chosen in sorted(selection.items()):
-        record = read_page_xml(root / "xml_annotations" / f"{page}.xml")
-        boxes = {obj.instance_id: obj.bbox_xyxy for obj in record.objects}
-        image = read_png(root / "images_png" / f"{page}.png")
-        for instance_id, class_name in chosen:
+    for chosen in selection.values():
+        for _, class_name in chosen:
             catalogue.id_of(class_name)  # an unknown class is an error, not a new folder
-            if instance_id not in boxes:
-                raise FormatError(root / "xml_annotations" / f"{page}.xml", f"no object with instance {instance_id}")
-            path = out / class_name / f"{page}_{instance_id}.png"
-            write_png(path, cut_patch(image, boxes[instance_id], size))
-            written.add(path)
             counts[class_name] += 1
+    items = sorted(selection.items())
+    if workers > 1 and len(items) > 1:
+        chunks = [items[i::workers * 4] for i in range(workers * 4)]
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
+            written = {p for part in pool.map(_write_chunk, [root] * len(chunks), chunks, [size] * len(chunks))
+                       for p in part}
+    else:
+        written = set(_write_chunk(root, items, size))
     if out.is_dir():
         for stale in out.glob("*/*.png"):
             if stale not in written:

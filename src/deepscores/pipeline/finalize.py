@@ -74,7 +74,7 @@ def _versions() -> dict[str, str]:
 
 
 def finalize_dataset(out: Path, options: "GenerateOptions", plan: list[str], accepted: list[str],
-                     results: dict[str, ScoreResult], summary: "GenerateSummary") -> None:
+                     results: dict[str, ScoreResult], summary: "GenerateSummary", workers: int = 1) -> None:
     from deepscores.pipeline.run import MANIFEST, remove_stray_pages
 
     final = _final_results(accepted, results, options.pages)
@@ -98,7 +98,7 @@ def finalize_dataset(out: Path, options: "GenerateOptions", plan: list[str], acc
     all_records = [pair for split in SPLITS for pair in by_split[split]]
     if options.patches_per_class > 0:
         selection = select_patches(all_records, options.patches_per_class, options.seed)
-        write_patches(out, selection, catalogue, options.seed, options.patches_per_class)
+        write_patches(out, selection, catalogue, options.seed, options.patches_per_class, workers=workers)
 
     class_counts: Counter = Counter()
     unmapped: Counter = Counter()

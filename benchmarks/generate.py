@@ -1,0 +1,104 @@
+"""End-to-end generator throughput: pages/s and symbols/s with 1 and 2 workers, everything written.
+
+    python benchmarks/generate.py [--scores 24] [--lilypond/--no-lilypond]
+
+Runs `deepscores generate` (the library call the CLI makes) on a fixed list of music21 corpus
+scores into a fresh folder per configuration: images, masks, instance maps, XML, COCO, YOLO,
+classification patches. Generation time (the pages) and finishing time (COCO/YOLO/patches) are
+reported separately. If LilyPond is installed (the paper's engraver), it also times
+`musicxml2ly` + `lilypond --png -dresolution=400` on the same scores and prints the per-page ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from deepscores.corpus import default_corpus
+from deepscores.pipeline import run as run_module
+from deepscores.pipeline.run import GenerateOptions, RunSettings, run_generate
+
+
+def fixed_scores(n: int) -> list[str]:
+    """The same n MusicXML scores every time: every k-th .mxl/.xml file of the corpus, sorted."""
+    paths = [p for p in default_corpus() if p.suffix in (".mxl", ".xml")]
+    step = max(1, len(paths) // n)
+    return [str(p) for p in paths[::step][:n]]
+
+
+def time_generate(sources: list[str], workers: int, root: Path) -> dict[str, float]:
+    out = root / f"w{workers}"
+    shutil.rmtree(out, ignore_errors=True)
+    finalize_seconds = {}
+    original = run_module.finalize_dataset
+
+    def timed_finalize(*args, **kwargs):
+        t = time.perf_counter()
+        original(*args, **kwargs)
+        finalize_seconds["s"] = time.perf_counter() - t
+
+    run_module.finalize_dataset = timed_finalize
+    try:
+        t = time.perf_counter()
+        summary = run_generate(GenerateOptions(sources=tuple(sources), patches_per_class=3000),
+                               RunSettings(out=out, workers=workers, progress=False))
+        total = time.perf_counter() - t
+    finally:
+        run_module.finalize_dataset = original
+    gen = total - finalize_seconds["s"]
+    return {"workers": workers, "pages": summary.pages, "symbols": summary.symbols, "failed": len(summary.failures),
+            "generate_s": gen, "finish_s": finalize_seconds["s"], "pages_per_s": summary.pages / gen,
+            "symbols_per_s": summary.symbols / gen, "pages_per_s_total": summary.pages / total}
+
+
+def time_lilypond(sources: list[str], root: Path) -> tuple[int, float] | None:
+    if not (shutil.which("lilypond") and shutil.which("musicxml2ly")):
+        return None
+    pages = 0
+    t = time.perf_counter()
+    for i, source in enumerate(sources):
+        work = root / f"ly{i}"
+        work.mkdir(parents=True, exist_ok=True)
+        ly = work / "score.ly"
+        conv = subprocess.run(["musicxml2ly", "--output", str(ly), source], capture_output=True, cwd=work)
+        if conv.returncode != 0 or not ly.exists():
+            continue
+        subprocess.run(["lilypond", "--png", "-dresolution=400", "-o", str(work / "out"), str(ly)],
+                       capture_output=True, cwd=work)
+        pages += len(list(work.glob("out*.png")))
+    return pages, time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scores", type=int, default=24)
+    ap.add_argument("--lilypond", action=argparse.BooleanOptionalAction, default=True)
+    args = ap.parse_args()
+    sources = fixed_scores(args.scores)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        rows = [time_generate(sources, w, root) for w in (1, 2)]
+        print(f"scores={len(sources)} (every k-th MusicXML file of music21's corpus), 1894 px wide pages")
+        print("| workers | pages | symbols | failed | generate s | pages/s | symbols/s | finish s (COCO, YOLO, patches) | pages/s incl. finish |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['workers']} | {r['pages']} | {r['symbols']} | {r['failed']} | {r['generate_s']:.1f} | "
+                  f"{r['pages_per_s']:.2f} | {r['symbols_per_s']:.0f} | {r['finish_s']:.1f} | {r['pages_per_s_total']:.2f} |")
+        print(f"speed-up 2 vs 1 workers: {rows[1]['pages_per_s'] / rows[0]['pages_per_s']:.2f}x")
+        if args.lilypond:
+            ly = time_lilypond(sources, root)
+            if ly is None:
+                print("LilyPond not installed (apt-get install lilypond): comparison skipped")
+            elif ly[0]:
+                per_page = ly[1] / ly[0]
+                ours = 1 / rows[0]["pages_per_s"]
+                print(f"LilyPond 400 dpi PNG: {ly[0]} pages in {ly[1]:.1f} s = {per_page:.2f} s/page; "
+                      f"deepscores (1 worker, all ground truth): {ours:.3f} s/page; ratio {per_page / ours:.0f}x")
+
+
+if __name__ == "__main__":
+    main()
