@@ -181,3 +181,31 @@ def test_unmapped_glyphs_are_counted_not_dropped(tmp_path):
                                  + note("C", 5, "eighth", 3), divisions=5, beats=4))
     (page,) = score_pages(path)
     assert page.unmapped.get("tuplet5") == 1
+
+
+def test_gootville_fallback_glyphs_record_the_font_that_drew_them(tmp_path):
+    # Gootville has no tuplet digits and no clef-change clefs: Verovio draws those from Leipzig.
+    tm = "<time-modification><actual-notes>3</actual-notes><normal-notes>2</normal-notes></time-modification>"
+    triplet = (note("C", 5, "eighth", 2, extra=tm, notations="<tuplet type='start' bracket='yes'/>")
+               + note("D", 5, "eighth", 2, extra=tm) + note("E", 5, "eighth", 2, extra=tm, notations="<tuplet type='stop'/>"))
+    change = "<attributes><clef><sign>F</sign><line>4</line></clef></attributes>"
+    path = write(tmp_path, score(triplet + note("C", 5, "half", 6), change + note("C", 3, "whole", 12), beats=3, divisions=3))
+    (page,) = score_pages(path, EngraveOptions(font="Gootville"))
+    fonts = {s.class_name: s.font for s in page.symbols}
+    assert fonts["tuplet3"] == "Leipzig" and fonts["fClefChange"] == "Leipzig"
+    assert fonts["gClef"] == fonts["noteheadBlack"] == fonts["timeSig3"] == "Gootville"
+
+
+def test_score_colours_do_not_leak_into_labels(tmp_path):
+    plain = score(note("C", 5) + note("E", 5) + note("G", 5, "half", 2))
+    coloured = plain.replace("<note>", '<note color="#FF0000">', 2).replace("<accidental>", '<accidental color="#00FF00">')
+    a = score_pages(write(tmp_path, plain, "plain.musicxml"))[0]
+    b = score_pages(write(tmp_path, coloured, "coloured.musicxml"))[0]
+    from deepscores.corpus import load_score
+    from deepscores.engrave import engrave
+    svg = engrave(load_score(tmp_path / "coloured.musicxml"), EngraveOptions())[0].svg
+    assert 'fill="#FF0000"' in svg  # Verovio really passes the colour on
+    assert a.class_mask.tobytes() == b.class_mask.tobytes()
+    assert a.instance_map.tobytes() == b.instance_map.tobytes()
+    assert a.image.tobytes() == b.image.tobytes()
+    assert [(s.class_name, s.bbox_xyxy) for s in a.symbols] == [(s.class_name, s.bbox_xyxy) for s in b.symbols]
