@@ -100,6 +100,9 @@ def test_failures_cost_one_score_each(corpus_dir, tmp_path):
     statuses = {Path(r.source).name: r.status for r in summary.failures}
     assert statuses == {"empty.musicxml": "error", "truncated.xml": "error", "bomb.xml": "error", "crash.abc": "crash"}
     assert all("\n" not in r.error and Path(r.source).name in r.error for r in summary.failures)
+    # A crash is retried on a fresh worker, then recorded in the same words as on the Ray engine.
+    crash = next(r for r in summary.failures if r.status == "crash")
+    assert crash.error.endswith("the engraver process died (tried 3 times)")
     assert summary.pages == 1 and summary.scores_ok == 1
 
 

@@ -69,6 +69,9 @@ def generate(
     split: Annotated[str, typer.Option(help="train,val,test fractions; by score, never by page.")] = "0.8,0.1,0.1",
     corpus: Annotated[Optional[str], typer.Option(help="Narrow the default corpus, e.g. music21:bach.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue a killed or finished run in the same folder.")] = False,
+    engine: Annotated[str, typer.Option(help="local (processes on this machine) or ray (a Ray cluster).")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (auto or ray://host:port); default: start a local one.")] = None,
+    shards: Annotated[Optional[float], typer.Option(help="Also write WebDataset tar shards of about SIZE MB.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Build a DeepScores-style dataset: page images, class masks, instance maps, XML, COCO, YOLO, patches."""
@@ -77,10 +80,10 @@ def generate(
     _setup_logging(verbose)
     options = GenerateOptions(
         sources=tuple(sources or ()), corpus=corpus, pages=pages, fonts=_parse_fonts(fonts), dpi=dpi, seed=seed,
-        patches_per_class=patches_per_class, split=_parse_split(split),
+        patches_per_class=patches_per_class, split=_parse_split(split), shards_mb=shards,
     )
     settings = RunSettings(out=out, workers=workers, timeout_s=timeout or None,
-                           memory_limit_mb=memory_limit_mb or None, resume=resume)
+                           memory_limit_mb=memory_limit_mb or None, resume=resume, engine=engine, address=address)
     columns = [TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TextColumn("errors: {task.fields[errors]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as progress:

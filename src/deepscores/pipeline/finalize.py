@@ -95,6 +95,11 @@ def finalize_dataset(out: Path, options: "GenerateOptions", plan: list[str], acc
         atomic_write_text(out / "splits" / f"{split}.txt", "".join(f"{name}\n" for name, _ in by_split[split]))
         write_coco(out / "coco" / f"{split}.json", by_split[split], catalogue)
     write_yolo(out / "yolo", by_split, catalogue)
+    # [scale] WebDataset shards, from the page files just listed, in the same split and page order.
+    if options.shards_mb is not None:
+        from deepscores.formats.shards import write_shards
+
+        write_shards(out, by_split, catalogue, options.shards_mb)
     all_records = [pair for split in SPLITS for pair in by_split[split]]
     if options.patches_per_class > 0:
         selection = select_patches(all_records, options.patches_per_class, options.seed)

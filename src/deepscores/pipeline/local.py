@@ -14,7 +14,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
-from deepscores.pipeline.tasks import ScoreResult, ScoreTask, limit_memory, process_score
+import logging
+
+from deepscores.pipeline.tasks import (
+    MAX_CRASH_RETRIES,
+    ScoreResult,
+    ScoreTask,
+    crash_result,
+    limit_memory,
+    process_score,
+)
+
+log = logging.getLogger("deepscores.pipeline")
 
 
 def _worker_main(conn: Connection, memory_limit_mb: int | None) -> None:
@@ -53,8 +64,10 @@ class LocalEngine:
 
     name = "local"
 
-    def __init__(self, workers: int, timeout_s: float | None = None, memory_limit_mb: int | None = None) -> None:
+    def __init__(self, workers: int, timeout_s: float | None = None, memory_limit_mb: int | None = None,
+                 max_retries: int = MAX_CRASH_RETRIES) -> None:
         self.workers = max(1, workers)
+        self.max_retries = max(0, max_retries)
         self.timeout_s = timeout_s
         self.memory_limit_mb = memory_limit_mb
         self._ctx = mp.get_context("forkserver")
@@ -85,20 +98,22 @@ class LocalEngine:
     def run(self, tasks: Iterable[ScoreTask], on_result: Callable[[ScoreResult], bool]) -> None:
         """Run every task; ``on_result`` gets each result as it comes and returns False to stop early."""
         pending: Iterator[ScoreTask] = iter(tasks)
+        retry: list[ScoreTask] = []  # tasks whose worker died, to be tried again on a fresh one
+        attempts: dict[str, int] = {}
         pool = [self._start() for _ in range(self.workers)]
         exhausted = stopping = False
         try:
             while True:
                 for worker in pool:
-                    if worker.task is None and not exhausted and not stopping:
-                        task = next(pending, None)
+                    if worker.task is None and (retry or (not exhausted and not stopping)):
+                        task = retry.pop() if retry else next(pending, None)
                         if task is None:
                             exhausted = True
-                            break
+                            continue
                         worker.task, worker.started = task, time.monotonic()
                         worker.conn.send(task)
                 busy = [w for w in pool if w.task is not None]
-                if not busy:
+                if not busy and not retry:
                     return
                 timeout = None
                 if self.timeout_s is not None:
@@ -108,6 +123,7 @@ class LocalEngine:
                 for i, worker in enumerate(pool):
                     if worker.task is None:
                         continue
+                    task = worker.task
                     result = self._collect(worker, ready)
                     if result is None:
                         continue
@@ -115,6 +131,13 @@ class LocalEngine:
                         pool[i] = self._start()
                     else:
                         worker.task = None
+                    if result.status == "crash":
+                        attempts[task.source] = attempts.get(task.source, 0) + 1
+                        log.warning("%s", result.error)
+                        if attempts[task.source] <= self.max_retries:
+                            retry.append(task)
+                            continue
+                        result = crash_result(task.source, attempts[task.source])
                     if not on_result(result):
                         stopping = True
         finally:

@@ -52,6 +52,8 @@ class GenerateOptions:
     patches_per_class: int = 3000
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     classes: str = "deepscores"
+    # [scale] WebDataset tar shards of about this many MB (10^6 bytes) each; None: no shards.
+    shards_mb: float | None = None
 
     def validate(self) -> None:
         for font in self.fonts:
@@ -67,6 +69,9 @@ class GenerateOptions:
             raise OptionsError("--patches-per-class must be >= 0")
         if self.corpus is not None and not self.corpus.startswith("music21"):
             raise OptionsError(f"unknown corpus {self.corpus!r}; use music21 or music21:<folder>")
+        # [scale] shards: a positive, finite size (NaN fails both comparisons, so it is refused too).
+        if self.shards_mb is not None and not (0 < self.shards_mb < float("inf")):
+            raise OptionsError(f"--shards must be a positive size in MB, got {self.shards_mb}")
 
 
 @dataclass(frozen=True)
@@ -238,11 +243,21 @@ def _size(path: str) -> int:
 
 
 def make_engine(settings: RunSettings):
+    # [scale] an address with the local engine is a mistake the user should hear about.
+    if settings.address is not None and settings.engine != "ray":
+        raise OptionsError(f"--address is only used by --engine ray, not by {settings.engine!r}")
     if settings.engine == "local":
         from deepscores.pipeline.local import LocalEngine
 
         return LocalEngine(settings.workers, settings.timeout_s, settings.memory_limit_mb)
-    raise OptionsError(f"unknown engine {settings.engine!r}; available: local")
+    # [scale] the Ray engine; Ray is an optional extra, so it is imported only when asked for.
+    if settings.engine == "ray":
+        try:
+            from deepscores.pipeline.ray_engine import RayEngine
+        except ImportError as exc:
+            raise OptionsError(f"--engine ray needs Ray ({exc}); install it with: pip install 'deepscores[ray]'") from None
+        return RayEngine(settings.workers, settings.timeout_s, settings.memory_limit_mb, settings.address)
+    raise OptionsError(f"unknown engine {settings.engine!r}; available: local, ray")
 
 
 def remove_stray_pages(out: Path, keep: set[str]) -> int:

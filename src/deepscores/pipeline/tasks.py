@@ -95,6 +95,17 @@ class ScoreResult:
         return cls(**{**data, "pages": pages})
 
 
+#: How often a score whose worker died is tried again before it is recorded as a crash. Errors are
+#: not retried: process_score returns them as results, and the same input fails the same way.
+MAX_CRASH_RETRIES = 2
+
+
+def crash_result(source: str, attempts: int) -> ScoreResult:
+    """The manifest's record of a score whose worker died on every attempt; the same words from every
+    engine, so that a dataset's bytes do not depend on the engine (the cause goes to the log)."""
+    return ScoreResult(source, "crash", error=f"{source}: the engraver process died (tried {attempts} times)")
+
+
 def limit_memory(megabytes: int | None) -> None:
     """Cap this worker's address space, so one huge score fails alone instead of the machine."""
     if megabytes:
