@@ -80,7 +80,7 @@ def main() -> None:
     args = ap.parse_args()
     backend = get_backend(args.backend)
     print(f"backend={args.backend}  verovio={verovio.toolkit(False).getVersion()}  scores={len(WORKS)}")
-    header = f"| geometry | pages | symbols/page | " + " | ".join(f"{s} ms" for s in STAGES) + " | total ms | pages/s/core |"
+    header = "| geometry | pages | symbols/page | " + " | ".join(f"{s} ms" for s in STAGES) + " | total ms | pages/s/core |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for label, options in [("1894 px wide", EngraveOptions()), ("400 dpi", EngraveOptions(dpi=400))]:

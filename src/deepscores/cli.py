@@ -154,6 +154,73 @@ def validate(directory: Annotated[Path, typer.Argument(help="A dataset folder ma
     out.print("[green]dataset is valid[/green]")
 
 
+@app.command()
+def stats(
+    directory: Annotated[Path, typer.Argument(help="A dataset folder made by generate.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report folder (default: DIR/report).")] = None,
+    compare_paper: Annotated[bool, typer.Option(help="Put the DeepScores paper's published figures beside ours.")] = False,
+) -> None:
+    """The paper's Table II and beyond: symbols per sheet and per class, skew, sizes, breakdowns, plots."""
+    from deepscores.report import write_report
+    from deepscores.stats import compute_stats
+
+    _setup_logging(False)
+    try:
+        result = compute_stats(directory, progress=True)
+        paths = write_report(result, out or directory / "report", compare_paper)
+    except DeepScoresError as exc:
+        _fail(exc)
+    con = Console()
+    table = Table(title="symbols (Table II)")
+    for column in ("", "mean", "std", "max", "min", "median"):
+        table.add_column(column, justify="right" if column else "left")
+    for label, row in (("per sheet", result.symbols_per_sheet), ("per class", result.symbols_per_class)):
+        table.add_row(label, *(_number(row.get(k)) for k in ("mean", "std", "max", "min", "median")))
+    con.print(table)
+    for defect in result.defects:
+        con.print(f"defect: {defect}", markup=False, highlight=False)
+    con.print(f"report: {paths[0].parent.resolve()} ({', '.join(p.name for p in paths)})")
+
+
+def _number(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.1f}" if isinstance(value, float) and not float(value).is_integer() else f"{value:,.0f}"
+
+
+def _parse_crop(text: Optional[str]) -> Optional[tuple[int, int, int, int]]:
+    if text is None:
+        return None
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--crop expects x,y,w,h in pixels, got {text!r}") from None
+    return x, y, w, h
+
+
+@app.command()
+def show(
+    directory: Annotated[Path, typer.Argument(help="A dataset folder made by generate.")],
+    page: Annotated[str, typer.Argument(help="A page name, or its index among the sorted page names.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="PNG to write (default: <page>.png).")] = None,
+    crop: Annotated[Optional[str], typer.Option(help="x,y,w,h of the snippet in page pixels (default: the densest part).")] = None,
+    class_name: Annotated[Optional[str], typer.Option("--class", help="Class of the patch grid (default: the page's most frequent).")] = None,
+    predictions: Annotated[Optional[Path], typer.Option(help="A COCO results JSON to draw beside the truth.")] = None,
+    score_threshold: Annotated[float, typer.Option(help="Lowest score of a drawn prediction.")] = 0.5,
+) -> None:
+    """Figure-2 panels of one page: snippet, boxes by class, class mask, classification patches."""
+    from deepscores.show import show_page
+
+    _setup_logging(False)
+    try:
+        path = show_page(directory, int(page) if page.isdigit() else page, out or Path(f"{page}.png"),
+                         crop=_parse_crop(crop), class_name=class_name, predictions=predictions,
+                         score_threshold=score_threshold)
+    except DeepScoresError as exc:
+        _fail(exc)
+    Console().print(f"wrote {path}")
+
+
 def main() -> None:
     app()
 
