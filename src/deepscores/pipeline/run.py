@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from deepscores.classes import load_catalogue
 from deepscores.corpus import corpus_relative_name, default_corpus, find_scores
 from deepscores.engrave import FONTS
 from deepscores.errors import FontError, OptionsError
@@ -65,6 +66,7 @@ class GenerateOptions:
             raise OptionsError(f"--pages must be at least 1, got {self.pages}")
         if len(self.split) != 3 or any(r < 0 for r in self.split) or abs(sum(self.split) - 1) > 1e-6:
             raise OptionsError(f"--split needs three non-negative fractions summing to 1, got {self.split}")
+        load_catalogue(self.classes)  # an unknown vocabulary fails here, naming the available ones
         if self.patches_per_class < 0:
             raise OptionsError("--patches-per-class must be >= 0")
         if self.corpus is not None and not self.corpus.startswith("music21"):
