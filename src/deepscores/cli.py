@@ -222,6 +222,35 @@ def show(
     Console().print(f"wrote {path}")
 
 
+evaluate_app = typer.Typer(no_args_is_help=True, help="Score a model or a predictions file with the field's metrics.")
+app.add_typer(evaluate_app, name="evaluate")
+
+
+@evaluate_app.command("detect")
+def evaluate_detect_command(
+    data: Annotated[Path, typer.Argument(help="A dataset folder (uses coco/<split>.json) or a ground-truth JSON.")],
+    predictions: Annotated[Path, typer.Option(help="COCO results JSON: [{image_id, category_id, bbox, score}].")],
+    split: Annotated[str, typer.Option(help="Split of the dataset to score against.")] = "test",
+    boxes: Annotated[str, typer.Option(help="aligned or oriented (o_bbox) boxes.")] = "aligned",
+    protocol: Annotated[str, typer.Option(help="coco (true IoU) or obb-anns (the DeepScoresV2 toolkit's computation).")] = "coco",
+    max_dets: Annotated[Optional[int], typer.Option(help="Detections kept per image (default: all; COCO's 100 is far too few for a page).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="metrics.json to write.")] = Path("metrics.json"),
+) -> None:
+    """mAP@[.5:.95], mAP@.5, AR and per-class AP of a predictions file against a dataset split."""
+    from deepscores.evaluation import evaluate_detect
+
+    _setup_logging(False)
+    try:
+        metrics = evaluate_detect(data, predictions, split=split, boxes=boxes, protocol=protocol, out=out,
+                                  max_dets=max_dets)
+    except DeepScoresError as exc:
+        _fail(exc)
+    con = Console()
+    con.print(f"{protocol} protocol, {boxes} boxes: mAP {metrics['mAP']:.4f}  mAP50 {metrics['mAP50']:.4f}  "
+              f"mAP75 {metrics['mAP75']:.4f}  AR {metrics['AR']:.4f}")
+    con.print(f"wrote {out}")
+
+
 def main() -> None:
     app()
 
