@@ -12,6 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 from deepscores.classes import Catalogue, GlyphContext, classify, load_catalogue, merges_into_group
+from deepscores.classes_v2 import MERGED_V2, V2_VOCABULARIES, draw_layer, hairpin_opening, staff_position
 from deepscores.corpus import Score, load_score
 from deepscores.engrave import EngravedPage, EngraveOptions, engrave
 from deepscores.page import BACKGROUND_CLASS, Page, Symbol
@@ -31,6 +32,7 @@ class _Instance:
     top: float
     right: float
     bottom: float
+    rel_position: int | None = None  # noteheads: staff position (see Symbol.rel_position)
 
     def add(self, ink: Ink, rect) -> None:
         self.inks.append(ink)
@@ -52,31 +54,62 @@ def normal_glyph_scale(parsed: ParsedSvg) -> float | None:
     return scales.most_common(1)[0][0] if scales else None
 
 
-def collect_instances(parsed: ParsedSvg) -> tuple[list[_Instance], Counter]:
-    """Classify inks and group them into symbol instances, in document order."""
+def _rel_position(ink: Ink, rect, parsed: ParsedSvg) -> int | None:
+    lines = parsed.staff_lines.get(ink.staff_id)
+    return staff_position((rect.top() + rect.bottom()) / 2, lines) if lines else None
+
+
+def _opening(ink: Ink) -> str:
+    points = ink.path.getPoints(ink.path.countPoints())
+    return hairpin_opening([(p.x(), p.y()) for p in points])
+
+
+def _group_key(ink: Ink, class_name: str, parsed: ParsedSvg, v2: bool) -> tuple | None:
+    """The key under which an ink joins an earlier instance, or None when it starts its own."""
+    if not v2:
+        return (ink.element_id, class_name) if merges_into_group(class_name) else None
+    if class_name == "staff":
+        # Verovio draws a staff's lines measure by measure; one staff of one system is one symbol.
+        lines = parsed.staff_lines.get(ink.staff_id, ())
+        return ("staff", ink.system_id, tuple(round(y, 2) for y in lines))
+    # The system keeps the two halves of a slur-like symbol broken across systems apart.
+    return (ink.system_id, ink.element_id, class_name) if class_name in MERGED_V2 else None
+
+
+def collect_instances(parsed: ParsedSvg, vocabulary: str = "deepscores") -> tuple[list[_Instance], Counter]:
+    """Classify inks in ``vocabulary`` and group them into symbol instances, in document order."""
     normal = normal_glyph_scale(parsed)
+    v2 = vocabulary in V2_VOCABULARIES
     unmapped: Counter = Counter()
     memo: dict[GlyphContext, str | None] = {}  # the same glyph recurs in the same context hundreds of times
     instances: list[_Instance] = []
-    grouped: dict[tuple[str, str], _Instance] = {}
+    grouped: dict[tuple, _Instance] = {}
     for ink in parsed.inks:
         small = normal is not None and ink.kind == "use" and ink.scale < SMALL_GLYPH_RATIO * normal
-        ctx = GlyphContext(ink.glyph, ink.groups, small, ink.clef_line)
+        rect = None
+        rel_position = None
+        if ink.kind == "use" and ink.glyph.startswith("notehead"):
+            rect = ink.page_bounds()
+            rel_position = _rel_position(ink, rect, parsed)
+        opening = _opening(ink) if v2 and ink.kind in ("polyline", "path") and ink.groups[-1:] == ("hairpin",) else ""
+        # The v1 rules get exactly the context they always had, so v1 output cannot change.
+        ctx = (GlyphContext(ink.glyph, ink.groups, small, ink.clef_line, rel_position, opening) if v2
+               else GlyphContext(ink.glyph, ink.groups, small, ink.clef_line))
         if ctx not in memo:
-            memo[ctx] = classify(ctx)
+            memo[ctx] = classify(ctx, vocabulary)
         class_name = memo[ctx]
         if class_name is None:
             if ink.kind == "use" or (ink.kind == "text" and not ink.glyph.startswith("text:")):
                 unmapped[ink.glyph] += 1
             continue
-        rect = ink.page_bounds()
-        key = (ink.element_id, class_name)
-        if merges_into_group(class_name) and key in grouped:
+        rect = rect or ink.page_bounds()
+        key = _group_key(ink, class_name, parsed, v2)
+        if key is not None and key in grouped:
             grouped[key].add(ink, rect)
             continue
-        inst = _Instance(class_name, [ink], rect.left(), rect.top(), rect.right(), rect.bottom())
+        inst = _Instance(class_name, [ink], rect.left(), rect.top(), rect.right(), rect.bottom(), rel_position)
         instances.append(inst)
-        if merges_into_group(class_name):
+        if key is not None:
             grouped[key] = inst
     return instances, unmapped
 
@@ -107,7 +140,7 @@ def annotate(
     catalogue = catalogue or load_catalogue()
     backend = backend or get_backend()
     parsed = parse_svg(page.svg, page.width_px, page.height_px, page.font)
-    instances, unmapped = collect_instances(parsed)
+    instances, unmapped = collect_instances(parsed, catalogue.name)
 
     symbols: list[Symbol] = []
     labelled: list[tuple[Ink, int]] = []
@@ -127,12 +160,18 @@ def annotate(
         symbols.append(Symbol(
             class_id=catalogue.id_of(inst.class_name), class_name=inst.class_name, bbox_xyxy=box,
             instance_id=instance_id, font=inst.inks[0].font, glyph=inst.inks[0].glyph,
-            element_id=inst.inks[0].element_id,
+            element_id=inst.inks[0].element_id, rel_position=inst.rel_position,
         ))
         labelled.extend((ink, instance_id) for ink in inst.inks)
     # Document order decides who owns a pixel two symbols share: the one drawn later, as on paper.
+    # The v2 vocabularies label lines too: those go first, layer by layer, so the glyphs drawn on
+    # them keep their pixels (docs/v2.md).
     order = {id(ink): i for i, ink in enumerate(parsed.inks)}
-    labelled.sort(key=lambda pair: order[id(pair[0])])
+    if catalogue.name in V2_VOCABULARIES:
+        layer = {instance_id: draw_layer(s.class_name) for instance_id, s in enumerate(symbols, start=1)}
+        labelled.sort(key=lambda pair: (layer[pair[1]], order[id(pair[0])]))
+    else:
+        labelled.sort(key=lambda pair: order[id(pair[0])])
 
     image = backend.render_image(parsed)
     instance_map = backend.render_instances(parsed, labelled)

@@ -13,6 +13,7 @@ import csv
 import functools
 import io
 import re
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -26,11 +27,17 @@ _VOCABULARY_NAME = re.compile(r"[a-z0-9_]+")
 # -- catalogue ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Catalogue:
-    """One vocabulary: ``names[i]`` has class id ``i + 1``."""
+    """One vocabulary: ``names[i]`` has class id ``ids[i]`` (``i + 1`` when no ids are given).
+
+    Ids are explicit so that a vocabulary can keep published ids with gaps (DeepScoresV2 numbers
+    its two annotation sets in one id space); they increase with the position in ``names``.
+    """
 
     name: str
     names: tuple[str, ...]
+    ids: tuple[int, ...] = ()
     _ids: dict[str, int] = field(init=False, repr=False, compare=False, hash=False)
+    _names: dict[int, str] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if len(set(self.names)) != len(self.names):
@@ -40,7 +47,16 @@ class Catalogue:
             raise DeepScoresError(
                 f"vocabulary {self.name!r}: {len(self.names)} classes; at most {MAX_CLASS_ID} fit a uint8 mask"
             )
-        object.__setattr__(self, "_ids", {n: i + 1 for i, n in enumerate(self.names)})
+        ids = tuple(self.ids) or tuple(range(1, len(self.names) + 1))
+        if len(ids) != len(self.names):
+            raise DeepScoresError(f"vocabulary {self.name!r}: {len(ids)} ids for {len(self.names)} names")
+        if (any(isinstance(i, bool) or not isinstance(i, int) or not 1 <= i <= MAX_CLASS_ID for i in ids)
+                or any(a >= b for a, b in zip(ids, ids[1:]))):
+            raise DeepScoresError(
+                f"vocabulary {self.name!r}: ids must be integers increasing within 1..{MAX_CLASS_ID}, got {ids}")
+        object.__setattr__(self, "ids", ids)
+        object.__setattr__(self, "_ids", dict(zip(self.names, ids)))
+        object.__setattr__(self, "_names", dict(zip(ids, self.names)))
 
     def id_of(self, name: str) -> int:
         try:
@@ -50,9 +66,18 @@ class Catalogue:
 
     def name_of(self, class_id: int) -> str:
         # bool is an int; True must not quietly mean class 1.
-        if isinstance(class_id, bool) or not isinstance(class_id, int) or not 1 <= class_id <= len(self.names):
-            raise DeepScoresError(f"vocabulary {self.name!r}: no class with id {class_id!r} (ids 1..{len(self.names)})")
-        return self.names[class_id - 1]
+        if isinstance(class_id, bool) or not isinstance(class_id, int) or class_id not in self._names:
+            raise DeepScoresError(
+                f"vocabulary {self.name!r}: no class with id {class_id!r} (ids {self.ids[0]}..{self.ids[-1]})")
+        return self._names[class_id]
+
+    def index_of(self, name: str) -> int:
+        """0-based position of a class: the contiguous index YOLO labels and model outputs use."""
+        return self.names.index(self.name_of(self.id_of(name)))
+
+    def items(self) -> tuple[tuple[int, str], ...]:
+        """``(id, name)`` pairs in id order."""
+        return tuple(zip(self.ids, self.names))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -72,7 +97,7 @@ def available_catalogues() -> tuple[str, ...]:
 
 
 def load_catalogue(name: str = "deepscores") -> Catalogue:
-    """The vocabulary stored in ``data/classes_<name>.csv`` (header ``id,name``, ids 1, 2, 3, ...)."""
+    """The vocabulary stored in ``data/classes_<name>.csv`` (header ``id,name``, ids increasing)."""
     if not isinstance(name, str):
         raise DeepScoresError(f"class vocabulary name must be a string, got {name!r}")
     return _load_catalogue(name)
@@ -92,18 +117,23 @@ def _load_catalogue(name: str) -> Catalogue:
     if header != ["id", "name"]:
         raise DeepScoresError(f"{where}: header must be 'id,name', found {header!r}")
     names: list[str] = []
+    ids: list[int] = []
     for line_no, row in enumerate(reader, start=2):
         if not row:
             continue
         if len(row) != 2 or not row[1].strip():
             raise DeepScoresError(f"{where}:{line_no}: expected 'id,name', found {row!r}")
-        # Ids are positional on purpose: a gap or reordering would silently relabel masks.
-        if row[0].strip() != str(len(names) + 1):
-            raise DeepScoresError(f"{where}:{line_no}: id {row[0]!r} out of sequence, expected {len(names) + 1}")
+        # Ids must increase: the file then reads in mask-value order and a swapped line is caught
+        # instead of silently relabelling masks. Gaps are allowed for published id spaces.
+        previous = ids[-1] if ids else 0
+        if not row[0].strip().isdigit() or not previous < int(row[0]) <= MAX_CLASS_ID:
+            raise DeepScoresError(
+                f"{where}:{line_no}: id {row[0]!r} out of sequence, expected an integer in {previous + 1}..{MAX_CLASS_ID}")
+        ids.append(int(row[0]))
         names.append(row[1].strip())
     if not names:
         raise DeepScoresError(f"{where}: no classes")
-    return Catalogue(name, tuple(names))
+    return Catalogue(name, tuple(names), tuple(ids))
 
 
 # -- glyph -> class ------------------------------------------------------------------------------
@@ -118,6 +148,12 @@ class GlyphContext:
     # C clefs with the same glyph, and only the position tells them apart. Verovio writes it into the
     # SVG as data-line on the clef's <g> with the option svgAdditionalAttribute=['clef@line'].
     clef_line: int | None = None
+    # Staff position of a notehead (0 = middle line, +1 the space above, ...; see docs/v2.md): the
+    # v2 vocabulary splits noteheads into on-line and in-space classes by it. The v1 rules ignore it.
+    rel_position: int | None = None
+    # 'right' when a hairpin's two lines diverge towards the right (crescendo), 'left' when they
+    # diverge towards the left (diminuendo); '' for everything else. Only the v2 rules read it.
+    opening: str = ""
 
 
 _SHAPES = frozenset({"ellipse", "rect", "path", "polygon", "polyline", "circle", "line"})
@@ -183,15 +219,18 @@ def _shape_class(shape: str, innermost: str) -> str | None:
     return None
 
 
-def _small(class_name: str | None, small: bool, catalogue: Catalogue) -> str | None:
-    if class_name is not None and small and f"{class_name}Small" in catalogue:
+def _small(class_name: str | None, small: bool, known: Container[str]) -> str | None:
+    if class_name is not None and small and f"{class_name}Small" in known:
         return f"{class_name}Small"
     return class_name
 
 
-def classify(ctx: GlyphContext) -> str | None:
-    """The 'deepscores' class of one drawn glyph, or None when it is no symbol of that vocabulary."""
-    catalogue = load_catalogue("deepscores")
+def glyph_rules(ctx: GlyphContext, known: Container[str]) -> str | None:
+    """The v1 context rules for one glyph; ``known`` holds the glyph names that are classes as drawn.
+
+    The v1 vocabulary passes its own catalogue; other vocabularies pass the glyph names they need
+    and translate the result into their own names.
+    """
     kinds = _kinds(ctx.groups)
     innermost = kinds[-1] if kinds else ""
     glyph = ctx.glyph
@@ -199,7 +238,7 @@ def classify(ctx: GlyphContext) -> str | None:
     if glyph.startswith("text:"):
         char = glyph[5:]
         # Verovio sets fingering as text; other text (lyrics, titles, tempo, 'cresc.') is no symbol.
-        return f"fingering{char}" if "fing" in kinds and f"fingering{char}" in catalogue else None
+        return f"fingering{char}" if "fing" in kinds and f"fingering{char}" in known else None
     if glyph in _SHAPES:
         return _shape_class(glyph, innermost)
 
@@ -210,8 +249,29 @@ def classify(ctx: GlyphContext) -> str | None:
         return _clef_class(clef, kinds, ctx.clef_line)
     if any(glyph.startswith(prefix) and group not in kinds for prefix, group in _ONLY_INSIDE.items()):
         return None
-    class_name = _ALIASES.get(glyph, glyph if glyph in catalogue else None)
-    return _small(class_name, ctx.small, catalogue)
+    class_name = _ALIASES.get(glyph, glyph if glyph in known else None)
+    return _small(class_name, ctx.small, known)
+
+
+def _classify_v1(ctx: GlyphContext, catalogue: Catalogue) -> str | None:
+    return glyph_rules(ctx, catalogue)
+
+
+@functools.cache
+def _rule_sets() -> dict[str, Callable[[GlyphContext, Catalogue], str | None]]:
+    # Imported here: the v2 rules build on glyph_rules above, so the modules import each other.
+    from deepscores.classes_v2 import classify_v2
+
+    return {"deepscores": _classify_v1, "deepscoresv2": classify_v2, "deepscoresv2_strict": classify_v2}
+
+
+def classify(ctx: GlyphContext, vocabulary: str = "deepscores") -> str | None:
+    """The class of one drawn glyph in ``vocabulary``, or None when it is no symbol of that vocabulary."""
+    rules = _rule_sets().get(vocabulary)
+    if rules is None:
+        raise DeepScoresError(f"no classification rules for vocabulary {vocabulary!r}; "
+                              f"rules exist for: {', '.join(sorted(_rule_sets()))}")
+    return rules(ctx, load_catalogue(vocabulary))
 
 
 def merges_into_group(class_name: str) -> bool:

@@ -38,6 +38,11 @@ class Symbol:
     #: instance map span less than its box (by more than 1 px on some side). Its box stays the
     #: symbol's true extent; only the instance map loses the covered pixels.
     occluded: bool = False
+    #: Noteheads only: the staff position of the notehead's vertical centre, counted in lines and
+    #: spaces from the staff's middle line (0 = middle line, +1 = the space above it, +2 = the next
+    #: line up, negative below; ledger-line positions continue the count). Even = on a line. None
+    #: for other symbols and for noteheads whose staff has fewer than two lines. See docs/v2.md.
+    rel_position: int | None = None
 
     @property
     def width(self) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import skia
 from lxml import etree
@@ -62,6 +62,10 @@ class Ink:
     groups: tuple[str, ...]  # class attributes of the enclosing <g>s, outermost first
     element_id: str          # id of the nearest enclosing element that has one
     clef_line: int | None = None  # staff line of the enclosing clef (Verovio's data-line), if any
+    # Ids of the nearest enclosing staff and system groups: a notehead's staff position is read
+    # against its staff's lines, and a staff's per-measure line pieces merge within one system.
+    staff_id: str = ""
+    system_id: str = ""
 
     def page_bounds(self) -> skia.Rect:
         """Tight bounds of the ink on the page, in pixels (strokes included)."""
@@ -87,6 +91,8 @@ class ParsedSvg:
     width_px: int
     height_px: int
     inks: list[Ink]
+    #: Page-pixel y of the line centres of each staff group (by its id), top to bottom.
+    staff_lines: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 def stroke_paint(ink: Ink, antialias: bool) -> skia.Paint:
@@ -150,6 +156,10 @@ class _Walker:
         self.hidden_classes = {c for c, decls in styles.items() if decls.get("visibility") == "hidden"}
         self.tags: dict[str, str] = {}
         self.inks: list[Ink] = []
+        self.staff_lines: dict[str, list[float]] = {}
+        # The enclosing staff and system ids of the element being walked (set on the way down).
+        self.staff_id = ""
+        self.system_id = ""
 
     # -- definitions ------------------------------------------------------------------
     def read_defs(self, defs: etree._Element) -> None:
@@ -184,8 +194,15 @@ class _Walker:
                 child_hidden = (hidden or child.get("visibility") == "hidden"
                                 or bool(self.hidden_classes and not self.hidden_classes.isdisjoint(cls.split())))
                 data_line = child.get("data-line")
+                outer = self.staff_id, self.system_id
+                kind = cls.split(" ", 1)[0]
+                if kind == "staff":
+                    self.staff_id = child_owner
+                elif kind == "system":
+                    self.system_id = child_owner
                 self.walk(child, local, groups + (cls,) if cls else groups, child_owner, child_hidden,
                           int(data_line) if data_line and data_line.isdigit() else line)
+                self.staff_id, self.system_id = outer
             elif hidden:
                 continue
             elif tag == "use":
@@ -206,7 +223,8 @@ class _Walker:
         m = skia.Matrix.Concat(matrix, parse_transform(el.get("transform")))
         if "x" in el.attrib or "y" in el.attrib:
             m = skia.Matrix.Concat(m, skia.Matrix.Translate(float(el.get("x", 0)), float(el.get("y", 0))))
-        self.inks.append(Ink(path, bounds, m, True, 0.0, None, None, None, "use", name, font, groups, owner, line))
+        self.inks.append(Ink(path, bounds, m, True, 0.0, None, None, None, "use", name, font, groups, owner, line,
+                             self.staff_id, self.system_id))
 
     def _shape(self, tag, el, matrix, groups, owner) -> None:
         if tag == "path":
@@ -218,6 +236,9 @@ class _Walker:
                 x0, y0, x1, y1 = map(float, line.groups())
                 path = skia.Path.Line(skia.Point(x0, y0), skia.Point(x1, y1))
                 bounds = path.computeTightBounds()
+                if y0 == y1 and groups and groups[-1] == "staff" and self.staff_id:
+                    # Verovio draws a staff's lines as horizontal paths directly inside its group.
+                    self.staff_lines.setdefault(self.staff_id, []).append(matrix.mapXY(x0, y0).y())
             else:
                 path, bounds = path_from_d(d)
         else:
@@ -250,7 +271,7 @@ class _Walker:
             _CAPS.get(el.get("stroke-linecap", "butt"), skia.Paint.kButt_Cap),
             _JOINS.get(el.get("stroke-linejoin", "miter"), skia.Paint.kMiter_Join),
             dash if dash and len(dash) % 2 == 0 else None,
-            tag, tag, "", groups, owner))
+            tag, tag, "", groups, owner, None, self.staff_id, self.system_id))
 
     # -- text ------------------------------------------------------------------------------
     def _style_flags(self, groups: tuple[str, ...]) -> tuple[bool, bool]:
@@ -281,7 +302,7 @@ class _Walker:
                 m = skia.Matrix.Concat(matrix, skia.Matrix.Translate(px + shift, py))
                 m = skia.Matrix.Concat(m, skia.Matrix.Scale(scale, scale))
                 self.inks.append(Ink(path, bounds, m, True, 0.0, None, None, None, "text", glyph, font,
-                                     groups, owner_id))
+                                     groups, owner_id, None, self.staff_id, self.system_id))
 
     def _text_runs(self, el, state, pen, chunks, owner) -> None:
         st = dict(state)
@@ -347,4 +368,5 @@ def parse_svg(svg: str | bytes, width_px: int, height_px: int, page_font: str) -
         walker.read_defs(defs)
     base = skia.Matrix.Concat(skia.Matrix.Scale(scale, scale), skia.Matrix.Translate(-vb[0], -vb[1]))
     walker.walk(inner, base, (), "", False)
-    return ParsedSvg(width_px, height_px, walker.inks)
+    staff_lines = {staff: tuple(sorted(ys)) for staff, ys in walker.staff_lines.items()}
+    return ParsedSvg(width_px, height_px, walker.inks, staff_lines)

@@ -127,9 +127,10 @@ def _check_page(root: Path, name: str, catalogue: Catalogue, report: _Report) ->
     instances = _read(inst_path, report, np.uint16, shape)
     if mask is not None:
         counts = np.bincount(mask.ravel(), minlength=256)
-        bad = [int(v) for v in np.flatnonzero(counts) if v != BACKGROUND_CLASS and not 1 <= v <= len(catalogue)]
+        valid = set(catalogue.ids)
+        bad = [int(v) for v in np.flatnonzero(counts) if v != BACKGROUND_CLASS and int(v) not in valid]
         if bad:
-            report.add(mask_path, f"values {bad[:5]} are neither class ids (1..{len(catalogue)}) nor background")
+            report.add(mask_path, f"values {bad[:5]} are neither class ids of {catalogue.name!r} nor background")
             mask = None
     if instances is not None and objects_ok:
         _check_instances(inst_path, record, instances, report)
@@ -266,7 +267,7 @@ def _check_coco(root: Path, records: dict[str, PageRecord], splits: dict[str, li
             found: dict[str, Counter[_Box]] = {page: Counter() for page in pages.values()}
             for ann in data["annotations"]:
                 x, y, w, h = (round(v) for v in ann["bbox"])
-                name = catalogue.names[ann["category_id"] - 1] if 1 <= ann["category_id"] <= len(catalogue) else f"#{ann['category_id']}"
+                name = dict(catalogue.items()).get(ann["category_id"], f"#{ann['category_id']}")
                 found[pages[ann["image_id"]]][(name, (x, y, x + w, y + h))] += 1
             if [{"id": c["id"], "name": c["name"]} for c in data["categories"]] != categories:
                 report.add(path, f"categories differ from vocabulary {catalogue.name!r}")

@@ -38,7 +38,7 @@ def label_lines(record: PageRecord, catalogue: Catalogue) -> str:
     lines = []
     for obj in record.objects:
         x0, y0, x1, y1 = obj.bbox_xyxy
-        index = catalogue.id_of(obj.class_name) - 1
+        index = catalogue.index_of(obj.class_name)
         lines.append(f"{index} {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} "
                      f"{(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}\n")
     return "".join(lines)

@@ -127,7 +127,7 @@ def finalize_dataset(out: Path, options: "GenerateOptions", plan: list[str], acc
         "page_geometry": {"dpi": options.dpi, "default_width_px": 1894},
         "fonts": "per score, drawn from (seed, score content hash); each page name ends with its font",
         "box_convention": "integer pixel edges, end exclusive; XML stores x/width and y/height fractions",
-        "classes": [{"id": i + 1, "name": n} for i, n in enumerate(catalogue.names)],
+        "classes": [{"id": i, "name": n} for i, n in catalogue.items()],
         "counts": {
             "pages": summary.pages,
             "symbols": summary.symbols,
