@@ -15,6 +15,8 @@ from deepscores.classes import Catalogue, GlyphContext, classify, load_catalogue
 from deepscores.classes_v2 import MERGED_V2, V2_VOCABULARIES, draw_layer, hairpin_opening, staff_position
 from deepscores.corpus import Score, load_score
 from deepscores.engrave import EngravedPage, EngraveOptions, engrave
+from deepscores.geometry import OBox, hull_candidates, min_area_rects
+from deepscores.meaning import onset_of
 from deepscores.page import BACKGROUND_CLASS, Page, Symbol
 from deepscores.raster import MAX_INSTANCES, RasterBackend, get_backend
 from deepscores.svg import Ink, ParsedSvg, parse_svg
@@ -135,14 +137,20 @@ def annotate(
     score_id: str,
     catalogue: Catalogue | None = None,
     backend: RasterBackend | None = None,
+    full_instances: bool = False,
 ) -> Page:
-    """Rasterise one engraved page and derive its exact ground truth."""
+    """Rasterise one engraved page and derive its exact ground truth.
+
+    ``full_instances`` adds each symbol's full-extent mask (`Page.instance_masks`), its oriented
+    box and ink pixel count (`Symbol.o_bbox`, `Symbol.area_px`); off, those stay None and the
+    page costs what it did before them. Onsets are always filled (they are a table look-up).
+    """
     catalogue = catalogue or load_catalogue()
     backend = backend or get_backend()
     parsed = parse_svg(page.svg, page.width_px, page.height_px, page.font)
     instances, unmapped = collect_instances(parsed, catalogue.name)
 
-    symbols: list[Symbol] = []
+    kept: list[tuple[_Instance, tuple[int, int, int, int]]] = []
     labelled: list[tuple[Ink, int]] = []
     seen: set[tuple[str, tuple[int, int, int, int]]] = set()
     duplicates = 0
@@ -154,27 +162,35 @@ def annotate(
             duplicates += 1  # two voices sharing a notehead, a clef emitted twice: one symbol
             continue
         seen.add((inst.class_name, box))
-        instance_id = len(symbols) + 1
+        instance_id = len(kept) + 1
         if instance_id > MAX_INSTANCES:
             break
-        symbols.append(Symbol(
-            class_id=catalogue.id_of(inst.class_name), class_name=inst.class_name, bbox_xyxy=box,
-            instance_id=instance_id, font=inst.inks[0].font, glyph=inst.inks[0].glyph,
-            element_id=inst.inks[0].element_id, rel_position=inst.rel_position,
-        ))
+        kept.append((inst, box))
         labelled.extend((ink, instance_id) for ink in inst.inks)
     # Document order decides who owns a pixel two symbols share: the one drawn later, as on paper.
     # The v2 vocabularies label lines too: those go first, layer by layer, so the glyphs drawn on
     # them keep their pixels (docs/v2.md).
     order = {id(ink): i for i, ink in enumerate(parsed.inks)}
     if catalogue.name in V2_VOCABULARIES:
-        layer = {instance_id: draw_layer(s.class_name) for instance_id, s in enumerate(symbols, start=1)}
+        layer = {instance_id: draw_layer(inst.class_name) for instance_id, (inst, _) in enumerate(kept, start=1)}
         labelled.sort(key=lambda pair: (layer[pair[1]], order[id(pair[0])]))
     else:
         labelled.sort(key=lambda pair: order[id(pair[0])])
 
     image = backend.render_image(parsed)
     instance_map = backend.render_instances(parsed, labelled)
+    extents = full_extents(kept, backend, page.width_px, page.height_px) if full_instances else None
+    symbols = []
+    for index, (inst, box) in enumerate(kept):
+        first = inst.inks[0]
+        symbols.append(Symbol(
+            class_id=catalogue.id_of(inst.class_name), class_name=inst.class_name, bbox_xyxy=box,
+            instance_id=index + 1, font=first.font, glyph=first.glyph, element_id=first.element_id,
+            rel_position=inst.rel_position,
+            o_bbox=extents.o_bboxes[index] if extents else None,
+            area_px=int(extents.masks[index].sum()) if extents else None,
+            onset=onset_of(first.timing_ids, page.onsets, parsed.members),
+        ))
     lut = np.full(len(symbols) + 1, BACKGROUND_CLASS, np.uint8)
     lut[1:] = [s.class_id for s in symbols]
     class_mask = lut[instance_map]
@@ -183,7 +199,41 @@ def annotate(
         image=image, class_mask=class_mask, instance_map=instance_map, symbols=symbols,
         font=page.font, score_id=score_id, page_number=page.page_number,
         unmapped=dict(sorted(unmapped.items())), duplicates_removed=duplicates,
+        instance_masks=[(box, mask) for (_, box), mask in zip(kept, extents.masks)] if extents else None,
     )
+
+
+@dataclass
+class _Extents:
+    masks: list[np.ndarray]             # per symbol: bool, cropped to its box
+    o_bboxes: list[OBox | None]         # per symbol: minimum-area rectangle of its ink
+
+
+def full_extents(kept: list[tuple[_Instance, tuple[int, int, int, int]]], backend: RasterBackend,
+                 width: int, height: int) -> _Extents:
+    """Each symbol drawn alone (as the label pass draws it): its full mask and its oriented box.
+
+    The label pass's hairline can touch one pixel row or column past the box when an outline ends
+    exactly on a pixel edge (the ±1 px of tests/test_annotate.py), so each symbol is drawn into its
+    box grown by 1 px: the oriented box then encloses every pixel the instance map can give the
+    symbol, while the stored mask keeps the documented shape (its box).
+    """
+    grown = [(max(0, x0 - 1), max(0, y0 - 1), min(width, x1 + 1), min(height, y1 + 1)) for _, (x0, y0, x1, y1) in kept]
+    drawn = backend.render_symbol_masks([(inst.inks, g) for (inst, _), g in zip(kept, grown)])
+    masks, candidates = [], []
+    for (_, (x0, y0, x1, y1)), (gx, gy, _, _), mask in zip(kept, grown, drawn):
+        masks.append(mask[y0 - gy:y1 - gy, x0 - gx:x1 - gx])
+        candidates.append(hull_candidates(mask, gx, gy))
+    o_bboxes = min_area_rects(candidates)
+    # A symbol without a single label pixel (ink thinner than the raster) still gets a box: its
+    # aligned one, in the same corner order, so exporters never meet a gap.
+    o_bboxes = [o if o is not None else _aligned_corners(box) for o, (_, box) in zip(o_bboxes, kept)]
+    return _Extents(masks, o_bboxes)
+
+
+def _aligned_corners(box: tuple[int, int, int, int]) -> OBox:
+    x0, y0, x1, y1 = map(float, box)
+    return (x1, y1, x1, y0, x0, y0, x0, y1)
 
 
 def score_pages(
@@ -191,8 +241,9 @@ def score_pages(
     options: EngraveOptions | None = None,
     catalogue: Catalogue | None = None,
     backend: RasterBackend | None = None,
+    full_instances: bool = False,
 ) -> list[Page]:
     """One score file in → every page with its image, label maps and symbols."""
     score = source if isinstance(source, Score) else load_score(source)
     options = options or EngraveOptions()
-    return [annotate(page, score.score_id, catalogue, backend) for page in engrave(score, options)]
+    return [annotate(page, score.score_id, catalogue, backend, full_instances) for page in engrave(score, options)]

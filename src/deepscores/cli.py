@@ -68,7 +68,8 @@ def generate(
     patches_per_class: Annotated[int, typer.Option(help="Classification patches per class (0: none).")] = 3000,
     split: Annotated[str, typer.Option(help="train,val,test fractions; by score, never by page.")] = "0.8,0.1,0.1",
     corpus: Annotated[Optional[str], typer.Option(help="Narrow the default corpus, e.g. music21:bach.")] = None,
-    classes: Annotated[str, typer.Option(help="Class vocabulary: deepscores (the paper's) or another data/classes_<name>.csv.")] = "deepscores",
+    classes: Annotated[str, typer.Option(help="Class vocabulary: deepscores (the paper's), deepscoresv2, deepscoresv2_strict.")] = "deepscores",
+    format: Annotated[Optional[list[str]], typer.Option("--format", help="Exports, repeatable: deepscores, coco, yolo, obb-anns (needs --classes deepscoresv2). Default: deepscores coco yolo.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue a killed or finished run in the same folder.")] = False,
     engine: Annotated[str, typer.Option(help="local (processes on this machine) or ray (a Ray cluster).")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (auto or ray://host:port); default: start a local one.")] = None,
@@ -82,6 +83,7 @@ def generate(
     options = GenerateOptions(
         sources=tuple(sources or ()), corpus=corpus, pages=pages, fonts=_parse_fonts(fonts), dpi=dpi, seed=seed,
         patches_per_class=patches_per_class, split=_parse_split(split), shards_mb=shards, classes=classes,
+        formats=tuple(dict.fromkeys(["deepscores", *format])) if format else GenerateOptions.formats,
     )
     settings = RunSettings(out=out, workers=workers, timeout_s=timeout or None,
                            memory_limit_mb=memory_limit_mb or None, resume=resume, engine=engine, address=address)

@@ -9,13 +9,14 @@ import ctypes
 import logging
 import math
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import verovio
 
 from deepscores.corpus import Score
 from deepscores.errors import FontError, OptionsError, ScoreError
+from deepscores.meaning import timing_table
 
 FONTS: tuple[str, ...] = ("Leipzig", "Bravura", "Gootville", "Leland", "Petaluma")
 DEEPSCORES_PAGE_WIDTH_PX = 1894  # the published DeepScores page width: A4 -> 1894 x 2679 px
@@ -97,6 +98,9 @@ class EngravedPage:
     width_px: int
     height_px: int
     font: str
+    #: Verovio element id → onset in quarter notes from the start of the score, for the notes,
+    #: rests and measures of the whole score (shared by its pages; see meaning.timing_table).
+    onsets: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
 
 
 class _Engraver:
@@ -127,6 +131,8 @@ class _Engraver:
             for page_number in range(1, page_count + 1):
                 svgs.append(tk.renderToSVG(page_number))
                 lines += _log_lines(tk.getLog())
+            # Timing lives in the loaded toolkit only: read it now, before the next score replaces it.
+            onsets = timing_table(tk) if svgs else {}
         _forward_log(score, lines)
         if not svgs:
             raise ScoreError(score.path, f"Verovio could not read it: {_first_relevant(lines, loaded)}")
@@ -134,7 +140,8 @@ class _Engraver:
         if not any('class="staff"' in svg for svg in svgs):
             raise ScoreError(score.path, "Verovio produced pages without any staff: no music in the file")
         width_px, height_px = options.pixel_size()
-        return [EngravedPage(svg, number, width_px, height_px, options.font) for number, svg in enumerate(svgs, 1)]
+        return [EngravedPage(svg, number, width_px, height_px, options.font, onsets)
+                for number, svg in enumerate(svgs, 1)]
 
 
 _engraver: _Engraver | None = None

@@ -43,6 +43,18 @@ class Symbol:
     #: line up, negative below; ledger-line positions continue the count). Even = on a line. None
     #: for other symbols and for noteheads whose staff has fewer than two lines. See docs/v2.md.
     rel_position: int | None = None
+    #: The minimum-area rotated rectangle of the symbol's ink (every label pixel it has when drawn
+    #: alone, as a unit square), 4 corners ``(x0, y0, …, x3, y3)`` in page pixels (pixel edges, like
+    #: the box), in the published DeepScoresV2 order: the corner of largest x first (largest y of
+    #: two), then counter-clockwise as seen on the page. None when not computed. See geometry.py.
+    o_bbox: tuple[float, float, float, float, float, float, float, float] | None = None
+    #: Ink pixel count of the symbol's full extent (its `Page.instance_masks` entry), including
+    #: pixels the instance map gives to a symbol drawn over it. None when not computed.
+    area_px: int | None = None
+    #: Onset in quarter notes from the start of the score (Verovio's timemap ``qstamp``) of the
+    #: note, rest, chord or measure the symbol belongs to; None for symbols outside the music
+    #: (titles, page text). See meaning.py and docs/v2.md.
+    onset: float | None = None
 
     @property
     def width(self) -> int:
@@ -77,6 +89,10 @@ class Page:
     unmapped: dict[str, int] = field(default_factory=dict)
     #: Symbols removed as duplicates of another (same class, same box).
     duplicates_removed: int = 0
+    #: Per symbol (same order as ``symbols``): its box and its full-extent bool mask cropped to
+    #: that box, shape (y1-y0, x1-x0). Overlapping symbols each keep all their pixels here, unlike
+    #: in ``instance_map``. None when annotate ran with ``full_instances=False``.
+    instance_masks: list[tuple[tuple[int, int, int, int], np.ndarray]] | None = None
 
     @property
     def width(self) -> int:

@@ -31,6 +31,11 @@ class RasterBackend(Protocol):
     def render_instances(self, parsed: ParsedSvg, labelled: Sequence[tuple[Ink, int]]) -> np.ndarray:
         """uint16 (H, W): the id of the symbol drawn last at each pixel, 0 = background."""
 
+    def render_symbol_masks(self, symbols: Sequence[tuple[Sequence[Ink], tuple[int, int, int, int]]]
+                            ) -> list[np.ndarray]:
+        """Per (inks, box): bool (y1-y0, x1-x0), every pixel the label pass gives the symbol when
+        it is drawn alone: its full extent, whoever owns the pixel in the instance map."""
+
 
 _BACKENDS: dict[str, Callable[[], RasterBackend]] = {}
 
@@ -102,3 +107,31 @@ class SkiaBackend:
         if sys.byteorder != "little":
             instance_map.byteswap(inplace=True)
         return instance_map
+
+    def render_symbol_masks(self, symbols: Sequence[tuple[Sequence[Ink], tuple[int, int, int, int]]]
+                            ) -> list[np.ndarray]:
+        if not symbols:
+            return []
+        # One page-sized A8 scratch surface, reused: each symbol is drawn with exactly the
+        # matrices of the label pass (a translated matrix rounds differently in skia's fixed-point
+        # scan conversion and loses or gains edge pixels), clipped to its box; the box is read out
+        # and cleared, so a page-wide staff does not cost a page-wide clear per note.
+        width = max(x1 for _, (x0, y0, x1, y1) in symbols)
+        height = max(y1 for _, (x0, y0, x1, y1) in symbols)
+        scratch = np.zeros((height, width), np.uint8)
+        surface = skia.Surface.MakeRasterDirect(skia.ImageInfo.MakeA8(width, height), scratch)
+        canvas = surface.getCanvas()
+        color = skia.ColorBLACK  # A8 keeps only alpha: 255 wherever the label pass would paint
+        fill = skia.Paint(AntiAlias=False, Color=color)
+        masks = []
+        for inks, (x0, y0, x1, y1) in symbols:
+            canvas.save()
+            canvas.clipRect(skia.Rect(x0, y0, x1, y1))
+            for ink in inks:
+                _draw(canvas, ink, fill, False, color)
+            canvas.restore()
+            region = scratch[y0:y1, x0:x1]
+            masks.append(region != 0)
+            region[...] = 0
+        del canvas, surface
+        return masks

@@ -132,6 +132,22 @@ def draw_box(rgb: np.ndarray, bbox_xyxy: tuple[int, int, int, int], colour: tupl
             rgb[row, xs:xe] = colour
 
 
+def draw_oriented_box(rgb: np.ndarray, o_bbox: tuple[float, ...], colour: tuple[int, int, int]) -> None:
+    """A 2-px closed outline through the four corners ``(x0, y0, …, x3, y3)`` (pixel-edge
+    coordinates, like `draw_box`), clipped to the array; drawn in place."""
+    # Pillow rasterises slanted lines; a pixel centre sits at +0.5 of its edges, so the outline is
+    # drawn through the corners shifted by -0.5 to land on the same pixels as draw_box's edges.
+    corners = [(float(o_bbox[i]) - 0.5, float(o_bbox[i + 1]) - 0.5) for i in range(0, 8, 2)]
+    canvas = Image.fromarray(rgb)
+    ImageDraw.Draw(canvas).line([*corners, corners[0]], fill=tuple(colour), width=2, joint="curve")
+    rgb[...] = np.asarray(canvas)
+
+
+def _shift_polygon(o_bbox: tuple[float, ...], crop: tuple[int, int, int, int]) -> tuple[float, ...]:
+    x, y = crop[0], crop[1]
+    return tuple(v - (x if i % 2 == 0 else y) for i, v in enumerate(o_bbox))
+
+
 def _grey_rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat(image[:, :, None], 3, axis=2)
 
@@ -321,7 +337,11 @@ def render_show(dataset_dir: str | Path, page: str | int, crop: tuple[int, int, 
     boxed = snippet.copy()
     shown = [o for o in record.objects if _intersects(o.bbox_xyxy, crop)]
     for obj in shown:  # file order: a later symbol's outline lies over an earlier one's, as its ink does
-        draw_box(boxed, _shift(obj.bbox_xyxy, crop), _colour_of(catalogue, obj.class_name))
+        # An oriented box, where the page has one, shows a slanted beam or slur as it lies.
+        if obj.o_bbox is not None:
+            draw_oriented_box(boxed, _shift_polygon(obj.o_bbox, crop), _colour_of(catalogue, obj.class_name))
+        else:
+            draw_box(boxed, _shift(obj.bbox_xyxy, crop), _colour_of(catalogue, obj.class_name))
     classes_shown = sorted({o.class_name for o in shown},
                            key=lambda n: (catalogue.id_of(n) if n in catalogue else 10_000, n))
     width = max(w, 480) + 2 * MARGIN_PX

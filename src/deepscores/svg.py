@@ -35,6 +35,10 @@ _NUM = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 _USE_TRANSFORM_RE = re.compile(rf"^translate\({_NUM},\s*{_NUM}\)\s*scale\({_NUM},\s*{_NUM}\)$")
 _LINE_D_RE = re.compile(rf"^\s*M\s*{_NUM}[\s,]+{_NUM}\s*L\s*{_NUM}[\s,]+{_NUM}\s*$")
 _SHAPES = frozenset(("path", "polygon", "polyline", "rect", "ellipse", "circle", "line"))
+# Verovio groups that carry (or contain) musical time. Events have an entry in the timemap; the
+# containers get their onset from the events inside them; a measure has its own entry.
+_EVENTS = frozenset(("note", "rest", "mRest", "multiRest", "mSpace", "space"))
+_TIMED = _EVENTS | frozenset(("chord", "beam", "tuplet", "graceGrp", "bTrem", "fTrem", "ligature", "measure"))
 _SKIPPED = frozenset(("defs", "style", "desc", "title", "metadata", ""))
 # Verovio gives hidden-by-default strokes no width; SVG's default of 1 unit is ~0.09 px at the
 # DeepScores geometry: invisible, and in the non-anti-aliased label pass skia would widen it to
@@ -66,6 +70,9 @@ class Ink:
     # against its staff's lines, and a staff's per-measure line pieces merge within one system.
     staff_id: str = ""
     system_id: str = ""
+    #: Ids of the enclosing timed elements (note, rest, chord, beam, tuplet, measure, …), nearest
+    #: first: a stem or accidental has its own id, but its onset is its note's (meaning.onset_of).
+    timing_ids: tuple[str, ...] = ()
 
     def page_bounds(self) -> skia.Rect:
         """Tight bounds of the ink on the page, in pixels (strokes included)."""
@@ -93,6 +100,9 @@ class ParsedSvg:
     inks: list[Ink]
     #: Page-pixel y of the line centres of each staff group (by its id), top to bottom.
     staff_lines: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    #: Ids of the notes and rests inside each timed container (chord, beam, tuplet, …): Verovio's
+    #: timemap has no entry for a container, so its onset is that of its earliest member.
+    members: dict[str, list[str]] = field(default_factory=dict)
 
 
 def stroke_paint(ink: Ink, antialias: bool) -> skia.Paint:
@@ -160,6 +170,8 @@ class _Walker:
         # The enclosing staff and system ids of the element being walked (set on the way down).
         self.staff_id = ""
         self.system_id = ""
+        self.timing_ids: tuple[str, ...] = ()
+        self.members: dict[str, list[str]] = {}
 
     # -- definitions ------------------------------------------------------------------
     def read_defs(self, defs: etree._Element) -> None:
@@ -194,15 +206,20 @@ class _Walker:
                 child_hidden = (hidden or child.get("visibility") == "hidden"
                                 or bool(self.hidden_classes and not self.hidden_classes.isdisjoint(cls.split())))
                 data_line = child.get("data-line")
-                outer = self.staff_id, self.system_id
+                outer = self.staff_id, self.system_id, self.timing_ids
                 kind = cls.split(" ", 1)[0]
                 if kind == "staff":
                     self.staff_id = child_owner
                 elif kind == "system":
                     self.system_id = child_owner
+                elif kind in _TIMED and child.get("id"):
+                    if kind in _EVENTS:
+                        for container in self.timing_ids:
+                            self.members.setdefault(container, []).append(child_owner)
+                    self.timing_ids = (child_owner,) + self.timing_ids
                 self.walk(child, local, groups + (cls,) if cls else groups, child_owner, child_hidden,
                           int(data_line) if data_line and data_line.isdigit() else line)
-                self.staff_id, self.system_id = outer
+                self.staff_id, self.system_id, self.timing_ids = outer
             elif hidden:
                 continue
             elif tag == "use":
@@ -224,7 +241,7 @@ class _Walker:
         if "x" in el.attrib or "y" in el.attrib:
             m = skia.Matrix.Concat(m, skia.Matrix.Translate(float(el.get("x", 0)), float(el.get("y", 0))))
         self.inks.append(Ink(path, bounds, m, True, 0.0, None, None, None, "use", name, font, groups, owner, line,
-                             self.staff_id, self.system_id))
+                             self.staff_id, self.system_id, self.timing_ids))
 
     def _shape(self, tag, el, matrix, groups, owner) -> None:
         if tag == "path":
@@ -271,7 +288,7 @@ class _Walker:
             _CAPS.get(el.get("stroke-linecap", "butt"), skia.Paint.kButt_Cap),
             _JOINS.get(el.get("stroke-linejoin", "miter"), skia.Paint.kMiter_Join),
             dash if dash and len(dash) % 2 == 0 else None,
-            tag, tag, "", groups, owner, None, self.staff_id, self.system_id))
+            tag, tag, "", groups, owner, None, self.staff_id, self.system_id, self.timing_ids))
 
     # -- text ------------------------------------------------------------------------------
     def _style_flags(self, groups: tuple[str, ...]) -> tuple[bool, bool]:
@@ -302,7 +319,7 @@ class _Walker:
                 m = skia.Matrix.Concat(matrix, skia.Matrix.Translate(px + shift, py))
                 m = skia.Matrix.Concat(m, skia.Matrix.Scale(scale, scale))
                 self.inks.append(Ink(path, bounds, m, True, 0.0, None, None, None, "text", glyph, font,
-                                     groups, owner_id, None, self.staff_id, self.system_id))
+                                     groups, owner_id, None, self.staff_id, self.system_id, self.timing_ids))
 
     def _text_runs(self, el, state, pen, chunks, owner) -> None:
         st = dict(state)
@@ -369,4 +386,4 @@ def parse_svg(svg: str | bytes, width_px: int, height_px: int, page_font: str) -
     base = skia.Matrix.Concat(skia.Matrix.Scale(scale, scale), skia.Matrix.Translate(-vb[0], -vb[1]))
     walker.walk(inner, base, (), "", False)
     staff_lines = {staff: tuple(sorted(ys)) for staff, ys in walker.staff_lines.items()}
-    return ParsedSvg(width_px, height_px, walker.inks, staff_lines)
+    return ParsedSvg(width_px, height_px, walker.inks, staff_lines, walker.members)

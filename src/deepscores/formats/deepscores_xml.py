@@ -9,12 +9,17 @@ the exact pixel edge again.
 
 Elements beyond the published format, which other readers ignore: per page ``<font>``,
 ``<score_id>``, ``<page_number>``; per object ``<instance>``, ``<glyph>``, ``<font>``,
-``<hidden>0|1</hidden>``, ``<occluded>0|1</occluded>``. Files without them (the published
-dataset) still read: the instance id is then the object's 1-based position.
+``<hidden>0|1</hidden>``, ``<occluded>0|1</occluded>``, and, only where the symbol has them,
+``<o_bbox>`` (the oriented box: 8 numbers ``x0 y0 … x3 y3`` in page pixels, not fractions, corners
+in the published obb_anns order), ``<area>`` (ink pixel count), ``<onset>`` (quarter notes from the
+score start) and ``<rel_position>`` (notehead staff position). Files without them (the published
+dataset, our older files) still read: the instance id is then the object's 1-based position and the
+optional fields are None.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +44,14 @@ class ObjectRecord:
     font: str = ""
     hidden: bool = False
     occluded: bool = False
+    #: Oriented box, 4 corners ``(x0, y0, …, x3, y3)`` in page pixels (obb_anns corner order), or None.
+    o_bbox: tuple[float, ...] | None = None
+    #: Ink pixel count of the symbol's full-extent mask, or None.
+    area_px: int | None = None
+    #: Quarter notes from the score start, or None.
+    onset: float | None = None
+    #: Notehead staff position (see `Symbol.rel_position`), or None.
+    rel_position: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,14 @@ def page_xml(page: Page, name: str) -> bytes:
         _sub(obj, "font", symbol.font)
         _sub(obj, "hidden", "1" if symbol.hidden else "0")
         _sub(obj, "occluded", "1" if symbol.occluded else "0")
+        # getattr: the fields are new on Symbol; a symbol without them writes the older layout.
+        o_bbox = getattr(symbol, "o_bbox", None)
+        if o_bbox is not None:
+            _sub(obj, "o_bbox", " ".join(repr(float(v)) for v in o_bbox))
+        for tag, value in (("area", getattr(symbol, "area_px", None)), ("onset", getattr(symbol, "onset", None)),
+                           ("rel_position", getattr(symbol, "rel_position", None))):
+            if value is not None:
+                _sub(obj, tag, repr(float(value)) if tag == "onset" else str(int(value)))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
@@ -139,6 +160,24 @@ def _flag_field(fields: dict, tag: str) -> bool:
     return text == "1"
 
 
+def _optional_int(fields: dict, tag: str) -> int | None:
+    node = fields.get(tag)
+    return None if node is None or not (node.text or "").strip() else _int_field(fields, tag, "")
+
+
+def _optional_floats(fields: dict, tag: str, count: int) -> tuple[float, ...] | None:
+    node = fields.get(tag)
+    if node is None or not (node.text or "").strip():
+        return None
+    try:
+        values = tuple(float(v) for v in node.text.split())
+    except ValueError:
+        raise _Bad(f"<{tag}> is not {count} numbers: {node.text.strip()!r}") from None
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise _Bad(f"<{tag}> is not {count} finite numbers: {node.text.strip()!r}")
+    return values
+
+
 def _edge_text(edges: dict, tag: str, extent: int) -> int:
     text = edges.get(tag)
     if text is None:
@@ -179,6 +218,9 @@ def _parse(data: bytes) -> PageRecord:
                 instance_id=_int_field(fields, "instance", str(index)),
                 glyph=_field(fields, "glyph", ""), font=_field(fields, "font", font),
                 hidden=_flag_field(fields, "hidden"), occluded=_flag_field(fields, "occluded"),
+                o_bbox=_optional_floats(fields, "o_bbox", 8), area_px=_optional_int(fields, "area"),
+                onset=(onset[0] if (onset := _optional_floats(fields, "onset", 1)) else None),
+                rel_position=_optional_int(fields, "rel_position"),
             ))
         except _Bad as exc:
             raise _Bad(f"object {index}: {exc}") from None

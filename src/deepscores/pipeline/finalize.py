@@ -1,15 +1,16 @@
-"""The end of a run: fix the page set, rewrite the manifest in plan order, write splits, COCO, YOLO,
-classification patches and ``dataset.json``. Everything here is a function of the manifest and
+"""The end of a run: fix the page set, rewrite the manifest in plan order, write splits, the derived
+formats the options ask for (COCO, YOLO, obb_anns), classification patches and ``dataset.json``. Everything here is a function of the manifest and
 the page XMLs, so it gives the same bytes however the pages were produced."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import verovio
 
@@ -18,6 +19,8 @@ from deepscores.classes import load_catalogue
 from deepscores.formats.atomic import atomic_write_text
 from deepscores.formats.coco import write_coco
 from deepscores.formats.deepscores_xml import read_page_xml
+from deepscores.formats.obb_anns import write_obb_anns
+from deepscores.formats.rle import RLE_FOLDER, read_rle
 from deepscores.formats.patches import select_patches, write_patches
 from deepscores.formats.yolo import write_yolo
 from deepscores.pipeline.tasks import ScoreResult, stable_hash
@@ -56,6 +59,12 @@ def _final_results(plan_accepted: list[str], results: dict[str, ScoreResult], pa
     return final
 
 
+def _segmentation_source(out: Path) -> Callable[[str], list[dict[str, Any]] | None]:
+    """Page name → its instance masks from ``instance_rle/`` (None where the page has none). Read
+    when asked, page by page, so a split's masks are never all held twice."""
+    return lambda name: read_rle(out / RLE_FOLDER / f"{name}.json.gz")
+
+
 def _versions() -> dict[str, str]:
     def version(dist: str) -> str:
         try:
@@ -91,10 +100,15 @@ def finalize_dataset(out: Path, options: "GenerateOptions", plan: list[str], acc
         for page in result.pages:
             record = read_page_xml(out / "xml_annotations" / f"{page.name}.xml")
             by_split[split_of[result.score_id]].append((page.name, record))
+    segmentations = _segmentation_source(out)
     for split in SPLITS:
         atomic_write_text(out / "splits" / f"{split}.txt", "".join(f"{name}\n" for name, _ in by_split[split]))
-        write_coco(out / "coco" / f"{split}.json", by_split[split], catalogue)
-    write_yolo(out / "yolo", by_split, catalogue)
+        if "coco" in options.formats:
+            write_coco(out / "coco" / f"{split}.json", by_split[split], catalogue, segmentations)
+    if "yolo" in options.formats:
+        write_yolo(out / "yolo", by_split, catalogue)
+    if "obb-anns" in options.formats:
+        write_obb_anns(out, by_split, catalogue, segmentations)
     # [scale] WebDataset shards, from the page files just listed, in the same split and page order.
     if options.shards_mb is not None:
         from deepscores.formats.shards import write_shards

@@ -19,12 +19,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from deepscores.classes import load_catalogue
+from deepscores.classes_v2 import V2_VOCABULARIES
 from deepscores.corpus import corpus_relative_name, default_corpus, find_scores
 from deepscores.engrave import FONTS
 from deepscores.errors import FontError, OptionsError
 from deepscores.formats.atomic import atomic_write_text
 from deepscores.pipeline.finalize import finalize_dataset
 from deepscores.pipeline.tasks import (
+    FULL_INSTANCE_FILES,
     PAGE_FILES,
     ScoreResult,
     ScoreTask,
@@ -34,6 +36,8 @@ from deepscores.pipeline.tasks import (
 )
 
 MANIFEST = "manifest.jsonl"
+#: Output formats `GenerateOptions.formats` may name.
+FORMATS = ("deepscores", "obb-anns", "coco", "yolo")
 #: Exit status of a run in which some scores failed (0: all good).
 EXIT_SOME_FAILED = 3
 _PAGE_NAME_RE = re.compile(r"^[0-9a-f]{16}-p\d{3,}-[a-z]+$")
@@ -55,6 +59,9 @@ class GenerateOptions:
     classes: str = "deepscores"
     # [scale] WebDataset tar shards of about this many MB (10^6 bytes) each; None: no shards.
     shards_mb: float | None = None
+    #: Which derived formats finalize writes (the page files are always written): 'deepscores'
+    #: (splits, dataset.json; always on), 'coco', 'yolo', 'obb-anns' (DeepScoresV2 release layout).
+    formats: tuple[str, ...] = ("deepscores", "coco", "yolo")
 
     def validate(self) -> None:
         for font in self.fonts:
@@ -74,6 +81,13 @@ class GenerateOptions:
         # [scale] shards: a positive, finite size (NaN fails both comparisons, so it is refused too).
         if self.shards_mb is not None and not (0 < self.shards_mb < float("inf")):
             raise OptionsError(f"--shards must be a positive size in MB, got {self.shards_mb}")
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            raise OptionsError(f"unknown --format {', '.join(map(repr, unknown)) or '(none given)'}; "
+                               f"valid formats: {', '.join(FORMATS)}")
+        if "obb-anns" in self.formats and self.classes not in V2_VOCABULARIES:
+            raise OptionsError(f"--format obb-anns needs --classes {' or '.join(sorted(V2_VOCABULARIES))}, "
+                               f"not {self.classes!r}")
 
 
 @dataclass(frozen=True)
@@ -152,17 +166,20 @@ def _check_out_dir(options: GenerateOptions, settings: RunSettings) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for folder in PAGE_FILES:
         (out / folder).mkdir(exist_ok=True)
+    if "obb-anns" in options.formats:
+        for folder in FULL_INSTANCE_FILES:
+            (out / folder).mkdir(exist_ok=True)
     atomic_write_text(record, json.dumps(_options_record(options), sort_keys=True, indent=1) + "\n")
     # Temp files of a killed run are never part of the dataset.
-    for folder in [out, *(out / f for f in PAGE_FILES)]:
+    for folder in [out, *(out / f for f in {**PAGE_FILES, **FULL_INSTANCE_FILES})]:
         for tmp in folder.glob(".tmp-*"):
             tmp.unlink(missing_ok=True)
 
 
-def _done(result: ScoreResult | None, out: Path) -> bool:
+def _done(result: ScoreResult | None, out: Path, full_instances: bool) -> bool:
     if result is None:
         return False
-    return result.status != "ok" or all(is_page_complete(out, p.name) for p in result.pages)
+    return result.status != "ok" or all(is_page_complete(out, p.name, full_instances) for p in result.pages)
 
 
 class _Acceptance:
@@ -200,7 +217,9 @@ def run_generate(
     plan = plan_sources(options)
     _check_out_dir(options, settings)
     out = settings.out
-    results = {s: r for s, r in read_manifest(out).items() if s in set(plan) and _done(r, out)}
+    full_instances = "obb-anns" in options.formats
+    planned = set(plan)
+    results = {s: r for s, r in read_manifest(out).items() if s in planned and _done(r, out, full_instances)}
     summary = GenerateSummary(out, resumed_scores=len(results))
     acceptance = _Acceptance(plan, results, options.pages)
 
@@ -213,7 +232,7 @@ def run_generate(
         for source in todo:
             if source not in results:
                 yield ScoreTask(source, str(out), options.fonts, options.seed, options.dpi, options.unit,
-                                options.pages, options.classes, settings.memory_limit_mb)
+                                options.pages, options.classes, settings.memory_limit_mb, full_instances)
 
     manifest = open(out / MANIFEST, "a", encoding="utf-8")
 
@@ -265,7 +284,7 @@ def make_engine(settings: RunSettings):
 def remove_stray_pages(out: Path, keep: set[str]) -> int:
     """Delete page files that are not part of the final dataset (extra pages, scores past the prefix)."""
     removed = 0
-    for folder, suffix in PAGE_FILES.items():
+    for folder, suffix in {**PAGE_FILES, **FULL_INSTANCE_FILES}.items():
         for path in (out / folder).glob(f"*{suffix}"):
             name = path.name[: -len(suffix)]
             if _PAGE_NAME_RE.match(name) and name not in keep:

@@ -21,6 +21,7 @@ from deepscores.engrave import EngraveOptions, engrave
 from deepscores.errors import DeepScoresError
 from deepscores.formats.deepscores_xml import write_page_xml
 from deepscores.formats.pngio import write_png
+from deepscores.formats.rle import write_rle
 
 log = logging.getLogger("deepscores.pipeline")
 
@@ -31,6 +32,9 @@ PAGE_FILES = {
     "instance_png": ".png",
     "xml_annotations": ".xml",
 }
+#: Full-extent instance masks as COCO RLE (formats/rle.py): written only when an export needs them
+#: (obb-anns), since drawing every symbol alone roughly doubles a page's cost.
+FULL_INSTANCE_FILES = {"instance_rle": ".json.gz"}
 
 
 def page_name(score_id: str, page_number: int, font: str) -> str:
@@ -38,8 +42,9 @@ def page_name(score_id: str, page_number: int, font: str) -> str:
     return f"{score_id}-p{page_number:03d}-{font.lower()}"
 
 
-def page_paths(out: Path, name: str) -> dict[str, Path]:
-    return {folder: out / folder / f"{name}{suffix}" for folder, suffix in PAGE_FILES.items()}
+def page_paths(out: Path, name: str, full_instances: bool = False) -> dict[str, Path]:
+    files = {**PAGE_FILES, **FULL_INSTANCE_FILES} if full_instances else PAGE_FILES
+    return {folder: out / folder / f"{name}{suffix}" for folder, suffix in files.items()}
 
 
 def stable_hash(*parts: object) -> int:
@@ -64,6 +69,7 @@ class ScoreTask:
     max_pages: int | None = None  # no score ever needs more pages than the whole run asks for
     classes: str = "deepscores"
     memory_limit_mb: int | None = None
+    full_instances: bool = False  # full-extent masks, oriented boxes and ink areas (obb-anns export)
 
 
 @dataclass
@@ -142,12 +148,14 @@ def _process(task: ScoreTask) -> ScoreResult:
     result = ScoreResult(task.source, "ok", score.score_id, score.content_hash, font)
     unmapped: Counter = Counter()
     for svg_page in engraved:
-        page = annotate(svg_page, score.score_id, catalogue)
+        page = annotate(svg_page, score.score_id, catalogue, full_instances=task.full_instances)
         name = page_name(score.score_id, page.page_number, font)
-        paths = page_paths(out, name)
+        paths = page_paths(out, name, task.full_instances)
         write_png(paths["images_png"], page.image)
         write_png(paths["pix_annotations_png"], page.class_mask)
         write_png(paths["instance_png"], page.instance_map)
+        if task.full_instances:
+            write_rle(paths["instance_rle"], page.instance_masks, page.height, page.width)
         # The XML is written last: its presence marks the page complete (see is_page_complete).
         write_page_xml(paths["xml_annotations"], page, name)
         unmapped.update(page.unmapped)
@@ -159,12 +167,12 @@ def _process(task: ScoreTask) -> ScoreResult:
     return result
 
 
-def is_page_complete(out: Path, name: str) -> bool:
-    return all(p.is_file() for p in page_paths(out, name).values())
+def is_page_complete(out: Path, name: str, full_instances: bool = False) -> bool:
+    return all(p.is_file() for p in page_paths(out, name, full_instances).values())
 
 
 def remove_page_files(out: Path, name: str) -> None:
-    for path in page_paths(out, name).values():
+    for path in page_paths(out, name, full_instances=True).values():
         try:
             os.remove(path)
         except FileNotFoundError:
