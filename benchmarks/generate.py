@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 from deepscores.corpus import default_corpus
-from deepscores.pipeline import run as run_module
 from deepscores.pipeline.run import GenerateOptions, RunSettings, run_generate
 
 
@@ -33,26 +32,12 @@ def fixed_scores(n: int) -> list[str]:
 def time_generate(sources: list[str], workers: int, root: Path) -> dict[str, float]:
     out = root / f"w{workers}"
     shutil.rmtree(out, ignore_errors=True)
-    finalize_seconds = {}
-    original = run_module.finalize_dataset
-
-    def timed_finalize(*args, **kwargs):
-        t = time.perf_counter()
-        original(*args, **kwargs)
-        finalize_seconds["s"] = time.perf_counter() - t
-
-    run_module.finalize_dataset = timed_finalize
-    try:
-        t = time.perf_counter()
-        summary = run_generate(GenerateOptions(sources=tuple(sources), patches_per_class=3000),
-                               RunSettings(out=out, workers=workers, progress=False))
-        total = time.perf_counter() - t
-    finally:
-        run_module.finalize_dataset = original
-    gen = total - finalize_seconds["s"]
+    summary = run_generate(GenerateOptions(sources=tuple(sources), patches_per_class=3000),
+                           RunSettings(out=out, workers=workers, progress=False))
+    gen = summary.seconds - summary.finish_seconds
     return {"workers": workers, "pages": summary.pages, "symbols": summary.symbols, "failed": len(summary.failures),
-            "generate_s": gen, "finish_s": finalize_seconds["s"], "pages_per_s": summary.pages / gen,
-            "symbols_per_s": summary.symbols / gen, "pages_per_s_total": summary.pages / total}
+            "generate_s": gen, "finish_s": summary.finish_seconds, "pages_per_s": summary.pages / gen,
+            "symbols_per_s": summary.symbols / gen, "pages_per_s_total": summary.pages / summary.seconds}
 
 
 def time_lilypond(sources: list[str], root: Path) -> tuple[int, float] | None:

@@ -23,7 +23,6 @@ import ray
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import fixed_scores  # noqa: E402  (the same score list as benchmarks/generate.py)
 
-from deepscores.pipeline import run as run_module  # noqa: E402
 from deepscores.pipeline.run import GenerateOptions, RunSettings, run_generate  # noqa: E402
 
 FOLDERS = {"image PNG": "images_png", "class-mask PNG": "pix_annotations_png", "instance PNG": "instance_png",
@@ -31,23 +30,9 @@ FOLDERS = {"image PNG": "images_png", "class-mask PNG": "pix_annotations_png", "
 
 
 def timed_run(sources: list[str], out: Path, engine: str, workers: int) -> dict:
-    seconds = {}
-    original = run_module.finalize_dataset
-
-    def timed_finalize(*args, **kwargs):
-        t = time.perf_counter()
-        original(*args, **kwargs)
-        seconds["finish"] = time.perf_counter() - t
-
-    run_module.finalize_dataset = timed_finalize
-    try:
-        t = time.perf_counter()
-        summary = run_generate(GenerateOptions(sources=tuple(sources), patches_per_class=0, shards_mb=1000),
-                               RunSettings(out=out, workers=workers, progress=False, engine=engine))
-        total = time.perf_counter() - t
-    finally:
-        run_module.finalize_dataset = original
-    generate_s = total - seconds["finish"]
+    summary = run_generate(GenerateOptions(sources=tuple(sources), patches_per_class=0, shards_mb=1000),
+                           RunSettings(out=out, workers=workers, progress=False, engine=engine))
+    generate_s = summary.seconds - summary.finish_seconds
     return {"engine": engine, "cores": workers, "pages": summary.pages, "failed": len(summary.failures),
             "generate_s": generate_s, "pages_per_s": summary.pages / generate_s}
 

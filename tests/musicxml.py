@@ -37,6 +37,15 @@ def score(*measures: str, fifths: int = 0, beats: int = 4, beat_type: int = 4, c
     return _HEAD + body + "</part></score-partwise>"
 
 
+def write_tiny_corpus(folder: Path) -> Path:
+    """Three one-measure-ish scores (a triad, flats, dots) that engrave to one page each."""
+    write(folder, score(note("C", 5) + note("E", 5) + note("G", 5) + rest()), "triad.musicxml")
+    write(folder, score(note("B", 4, alter=-1) + note("E", 5, alter=-1, accidental="flat") + rest("half", 2), fifths=-1),
+          "flats.musicxml")
+    write(folder, score(note("G", 4, "half", 3, dots=1) + note("A", 4), note("C", 5, "whole", 4)), "dots.musicxml")
+    return folder
+
+
 def write(tmp_path: Path, text: str, name: str = "score.musicxml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")

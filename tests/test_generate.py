@@ -18,7 +18,7 @@ from pycocotools.coco import COCO
 
 from deepscores.pipeline.run import EXIT_SOME_FAILED, GenerateOptions, RunSettings, run_generate
 from deepscores.validate import validate_dataset
-from tests.musicxml import note, rest, score, write
+from tests.musicxml import note, score, write_tiny_corpus
 
 CRASHING_ABC = music21.corpus.getWork("airdsAirs/book1.abc")  # aborts Verovio 6.4.1 (std::out_of_range)
 
@@ -33,11 +33,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("scores")
-    write(folder, score(note("C", 5) + note("E", 5) + note("G", 5) + rest()), "triad.musicxml")
-    write(folder, score(note("B", 4, alter=-1) + note("E", 5, alter=-1, accidental="flat") + rest("half", 2), fifths=-1),
-          "flats.musicxml")
-    write(folder, score(note("G", 4, "half", 3, dots=1) + note("A", 4), note("C", 5, "whole", 4)), "dots.musicxml")
+    folder = write_tiny_corpus(tmp_path_factory.mktemp("scores"))
     shutil.copy(music21.corpus.getWork("bach/bwv66.6"), folder / "bwv66.6.mxl")
     shutil.copy(music21.corpus.getWork("bach/bwv269"), folder / "bwv269.mxl")
     return folder

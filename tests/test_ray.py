@@ -13,7 +13,7 @@ import music21
 import pytest
 
 from deepscores.pipeline.run import EXIT_SOME_FAILED, GenerateOptions, RunSettings, run_generate
-from tests.musicxml import note, rest, score, write
+from tests.musicxml import write_tiny_corpus
 from tests.test_generate import CRASHING_ABC, tree_digest
 
 # Ray folds similar driver messages into one "[repeated 2x]" line a few seconds later; the retry
@@ -33,11 +33,7 @@ def address() -> str:
 
 @pytest.fixture(scope="module")
 def scores(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("scores")
-    write(folder, score(note("C", 5) + note("E", 5) + note("G", 5) + rest()), "triad.musicxml")
-    write(folder, score(note("B", 4, alter=-1) + note("E", 5, alter=-1, accidental="flat") + rest("half", 2), fifths=-1),
-          "flats.musicxml")
-    write(folder, score(note("G", 4, "half", 3, dots=1) + note("A", 4), note("C", 5, "whole", 4)), "dots.musicxml")
+    folder = write_tiny_corpus(tmp_path_factory.mktemp("scores"))
     shutil.copy(music21.corpus.getWork("bach/bwv66.6"), folder / "bwv66.6.mxl")
     return folder
 

@@ -115,6 +115,8 @@ class GenerateSummary:
     unmapped: Counter = field(default_factory=Counter)
     duplicates_removed: int = 0
     seconds: float = 0.0
+    #: Of which the finishing step (splits, COCO, YOLO, patches, shards, dataset.json).
+    finish_seconds: float = 0.0
     resumed_scores: int = 0
 
     @property
@@ -251,7 +253,9 @@ def run_generate(
     finally:
         manifest.close()
     accepted, _ = acceptance.prefix()
+    finish_start = time.monotonic()
     finalize_dataset(out, options, plan, accepted, results, summary, workers=settings.workers)
+    summary.finish_seconds = time.monotonic() - finish_start
     summary.seconds = time.monotonic() - start
     return summary
 
