@@ -228,6 +228,60 @@ evaluate_app = typer.Typer(no_args_is_help=True, help="Score a model or a predic
 app.add_typer(evaluate_app, name="evaluate")
 
 
+train_app = typer.Typer(no_args_is_help=True, help="Train the baselines (needs the ml extra: torch).")
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("classify")
+def train_classify_command(
+    data: Annotated[Path, typer.Argument(help="A dataset folder with classification_data/ and splits/.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, config.json, history).")] = Path("runs/classify"),
+    preset: Annotated[str, typer.Option(help="small (CPU, minutes) or paper (25 conv layers, ~8M parameters).")] = "small",
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: the preset's).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Batch size (default: the preset's).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option()] = 0,
+    holdout_font: Annotated[Optional[str], typer.Option(help="Train on the other fonts, test on this one.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Stop training after this many minutes.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+) -> None:
+    """Train the residual-CNN symbol classifier on 220×120 patches (Adam, lr 1e-3)."""
+    _setup_logging(False)
+    try:
+        from deepscores.ml.train_classify import train_classify
+    except ImportError as exc:
+        _fail(DeepScoresError(f"training needs the ml extra ({exc}): pip install 'deepscores[ml]'"))
+    try:
+        run = train_classify(data, out, preset=preset, epochs=epochs, batch_size=batch_size, device=device,
+                             seed=seed, holdout_font=holdout_font, resume=resume, progress=True,
+                             max_minutes=max_minutes)
+    except DeepScoresError as exc:
+        _fail(exc)
+    Console().print(f"run: {run}")
+
+
+@evaluate_app.command("classify")
+def evaluate_classify_command(
+    run: Annotated[Path, typer.Argument(help="A run folder made by train classify.")],
+    data: Annotated[Path, typer.Argument(help="The dataset folder.")],
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    holdout_font: Annotated[Optional[str], typer.Option(help="Score the font hold-out test set.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="metrics.json (default: RUN/eval-SPLIT/metrics.json).")] = None,
+) -> None:
+    """Macro-average and overall accuracy, per-class table and confusion matrix on a split."""
+    _setup_logging(False)
+    try:
+        from deepscores.ml.evaluate_classify import evaluate_classify
+    except ImportError as exc:
+        _fail(DeepScoresError(f"evaluation needs the ml extra ({exc}): pip install 'deepscores[ml]'"))
+    try:
+        metrics = evaluate_classify(run, data, split=split, out=out, holdout_font=holdout_font, device=device)
+    except DeepScoresError as exc:
+        _fail(exc)
+    Console().print(f"macro accuracy {metrics['macro_accuracy']:.4f}  accuracy {metrics['accuracy']:.4f}")
+
+
 @evaluate_app.command("detect")
 def evaluate_detect_command(
     data: Annotated[Path, typer.Argument(help="A dataset folder (uses coco/<split>.json) or a ground-truth JSON.")],

@@ -41,6 +41,9 @@ class EngraveOptions:
     page_width_mm: float = 210.0
     page_height_mm: float = 297.0
     unit: float = 9.0  # Verovio's staff-size unit (half a staff space, in tenths of a mm)
+    #: Read each element's onset from Verovio's timemap (≈ 10 ms a page); the generator turns it
+    #: off where no output carries onsets (the v1 vocabulary).
+    timing: bool = True
 
     def pixel_size(self) -> tuple[int, int]:
         """(width_px, height_px) of a rendered page."""
@@ -132,7 +135,7 @@ class _Engraver:
                 svgs.append(tk.renderToSVG(page_number))
                 lines += _log_lines(tk.getLog())
             # Timing lives in the loaded toolkit only: read it now, before the next score replaces it.
-            onsets = timing_table(tk) if svgs else {}
+            onsets = timing_table(tk) if svgs and options.timing else {}
         _forward_log(score, lines)
         if not svgs:
             raise ScoreError(score.path, f"Verovio could not read it: {_first_relevant(lines, loaded)}")

@@ -139,7 +139,9 @@ def process_score(task: ScoreTask) -> ScoreResult:
 def _process(task: ScoreTask) -> ScoreResult:
     score = load_score(task.source)
     font = choose_font(task.seed, score.score_id, task.fonts)
-    options = EngraveOptions(font=font, dpi=task.dpi, unit=task.unit)
+    # Onsets end up only in the v2 outputs (XML, obb_anns comments); v1 skips Verovio's timemap.
+    options = EngraveOptions(font=font, dpi=task.dpi, unit=task.unit,
+                             timing=task.full_instances or task.classes.startswith("deepscoresv2"))
     catalogue = load_catalogue(task.classes)
     engraved = engrave(score, options)
     if task.max_pages is not None:
