@@ -17,7 +17,7 @@ from deepscores.evaluation import (Detection, Detections, GroundTruth, GroundTru
 from deepscores.evaluation.boxes import aligned_iou, enclosing_overlap
 from deepscores.evaluation.obb_anns_protocol import string_score_order
 
-SAMPLE = Path("/work/shared/reference/deepscoresv2/deepscores_v2_sample.json")
+from tests.reference import SAMPLE
 BOTH = [("coco", "aligned"), ("coco", "oriented"), ("obb-anns", "aligned"), ("obb-anns", "oriented")]
 
 

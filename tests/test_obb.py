@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import music21
 import numpy as np
@@ -19,7 +18,7 @@ from deepscores.engrave import EngraveOptions, engrave
 from deepscores.geometry import contains_squares, hull_candidates, min_area_rect, obb_angle_deg, order_corners
 from tests.musicxml import note, score, write
 
-REFERENCE = Path("/work/shared/reference/deepscoresv2")
+from tests.reference import REFERENCE
 V2 = "deepscoresv2"
 
 

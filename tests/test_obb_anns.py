@@ -28,9 +28,7 @@ from deepscores.show import draw_oriented_box
 from deepscores.stats import _fast_page
 from tests.musicxml import note, rest, score, write
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "deepscoresv2"
-if not REFERENCE.is_dir():
-    REFERENCE = Path("/work/shared/reference/deepscoresv2")
+from tests.reference import REFERENCE
 V2 = load_catalogue("deepscoresv2")
 
 

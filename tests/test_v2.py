@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from pathlib import Path
 
 import music21
 import numpy as np
@@ -24,7 +23,7 @@ from deepscores.page import BACKGROUND_CLASS
 from tests.musicxml import note, rest, score, write
 from tests.test_annotate import assert_consistent
 
-REFERENCE = Path("/work/shared/reference/deepscoresv2")
+from tests.reference import REFERENCE
 V2 = "deepscoresv2"
 
 
