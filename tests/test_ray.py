@@ -62,6 +62,19 @@ def test_early_stop_with_pages_matches_local(scores, address, tmp_path):
     assert tree_digest(tmp_path / "ray") == tree_digest(tmp_path / "local")
 
 
+def test_resume_on_ray_redoes_only_what_is_missing(scores, address, tmp_path):
+    reference = tmp_path / "reference"
+    generate([scores], reference, "local")
+    out = tmp_path / "ray"
+    generate([scores], out, "ray", address)
+    # Lose one page's XML, as a kill between its PNGs and its XML would: that score is redone.
+    victim = sorted((out / "xml_annotations").glob("*.xml"))[0]
+    victim.unlink()
+    summary = generate([scores], out, "ray", address, resume=True)
+    assert summary.resumed_scores == 3 and summary.exit_code == 0
+    assert tree_digest(out) == tree_digest(reference)
+
+
 def test_crashing_worker_is_retried_then_recorded(scores, address, tmp_path, capfd):
     bad = tmp_path / "bad"
     bad.mkdir()
