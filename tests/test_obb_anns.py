@@ -25,7 +25,7 @@ from deepscores.formats.rle import encode_instance, read_rle, write_rle
 from deepscores.page import Page, Symbol
 from deepscores.pipeline.run import GenerateOptions, RunSettings, run_generate
 from deepscores.show import draw_oriented_box
-from deepscores.stats import _fast_page
+from deepscores.stats_sources import _fast_page
 from tests.musicxml import note, rest, score, write
 
 from tests.reference import REFERENCE
