@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from pathlib import Path
@@ -228,6 +229,14 @@ evaluate_app = typer.Typer(no_args_is_help=True, help="Score a model or a predic
 app.add_typer(evaluate_app, name="evaluate")
 
 
+def _ml_function(module: str, name: str):
+    """A function of deepscores.ml, or a clean error when the ml extra (torch) is not installed."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        _fail(DeepScoresError(f"this command needs the ml extra ({exc}): pip install 'deepscores[ml]'"))
+
+
 train_app = typer.Typer(no_args_is_help=True, help="Train the baselines (needs the ml extra: torch).")
 app.add_typer(train_app, name="train")
 
@@ -247,10 +256,7 @@ def train_classify_command(
 ) -> None:
     """Train the residual-CNN symbol classifier on 220×120 patches (Adam, lr 1e-3)."""
     _setup_logging(False)
-    try:
-        from deepscores.ml.train_classify import train_classify
-    except ImportError as exc:
-        _fail(DeepScoresError(f"training needs the ml extra ({exc}): pip install 'deepscores[ml]'"))
+    train_classify = _ml_function("deepscores.ml.train_classify", "train_classify")
     try:
         run = train_classify(data, out, preset=preset, epochs=epochs, batch_size=batch_size, device=device,
                              seed=seed, holdout_font=holdout_font, resume=resume, progress=True,
@@ -271,10 +277,7 @@ def evaluate_classify_command(
 ) -> None:
     """Macro-average and overall accuracy, per-class table and confusion matrix on a split."""
     _setup_logging(False)
-    try:
-        from deepscores.ml.evaluate_classify import evaluate_classify
-    except ImportError as exc:
-        _fail(DeepScoresError(f"evaluation needs the ml extra ({exc}): pip install 'deepscores[ml]'"))
+    evaluate_classify = _ml_function("deepscores.ml.evaluate_classify", "evaluate_classify")
     try:
         metrics = evaluate_classify(run, data, split=split, out=out, holdout_font=holdout_font, device=device)
     except DeepScoresError as exc:
