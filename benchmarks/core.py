@@ -15,12 +15,12 @@ import statistics
 import time
 
 import music21
-import numpy as np
 import verovio
 
 from deepscores.annotate import collect_instances, mark_occlusion
 from deepscores.corpus import load_score
 from deepscores.engrave import EngraveOptions, engrave
+from deepscores.page import Symbol
 from deepscores.raster import get_backend
 from deepscores.svg import parse_svg
 
@@ -60,11 +60,7 @@ def time_score(path, options: EngraveOptions, pages_per_score: int, backend) -> 
         row["image"] = (time.perf_counter() - t) * 1000
         labelled = [(ink, i + 1) for i, inst in enumerate(instances) for ink in inst.inks]
         t = time.perf_counter()
-        instance_map = backend.render_instances(parsed, labelled)
-        lut = np.full(len(instances) + 1, 255, np.uint8)
-        lut[1:] = 1
-        lut[instance_map]
-        from deepscores.page import Symbol
+        instance_map, _ = backend.render_labels(parsed, labelled, [0] + [1] * len(instances))
         mark_occlusion([Symbol(1, "x", b, i + 1, "") for i, b in enumerate(boxes)], instance_map)
         row["labels"] = (time.perf_counter() - t) * 1000
         row["symbols"] = len(instances)

@@ -17,7 +17,7 @@ from deepscores.corpus import Score, load_score
 from deepscores.engrave import EngravedPage, EngraveOptions, engrave
 from deepscores.geometry import OBox, hull_candidates, min_area_rects
 from deepscores.meaning import onset_of
-from deepscores.page import BACKGROUND_CLASS, Page, Symbol
+from deepscores.page import Page, Symbol
 from deepscores.raster import MAX_INSTANCES, RasterBackend, get_backend
 from deepscores.svg import Ink, ParsedSvg, parse_svg
 
@@ -178,7 +178,8 @@ def annotate(
         labelled.sort(key=lambda pair: order[id(pair[0])])
 
     image = backend.render_image(parsed)
-    instance_map = backend.render_instances(parsed, labelled)
+    class_ids = [0] + [catalogue.id_of(inst.class_name) for inst, _ in kept]
+    instance_map, class_mask = backend.render_labels(parsed, labelled, class_ids)
     extents = full_extents(kept, backend, page.width_px, page.height_px) if full_instances else None
     symbols = []
     for index, (inst, box) in enumerate(kept):
@@ -191,9 +192,6 @@ def annotate(
             area_px=int(extents.masks[index].sum()) if extents else None,
             onset=onset_of(first.timing_ids, page.onsets, parsed.members),
         ))
-    lut = np.full(len(symbols) + 1, BACKGROUND_CLASS, np.uint8)
-    lut[1:] = [s.class_id for s in symbols]
-    class_mask = lut[instance_map]
     symbols = mark_occlusion(symbols, instance_map)
     return Page(
         image=image, class_mask=class_mask, instance_map=instance_map, symbols=symbols,
