@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from deepscores.annotate import annotate
+from deepscores.annotate import annotate, wants_onsets
 from deepscores.classes import load_catalogue
 from deepscores.corpus import load_score
 from deepscores.engrave import EngraveOptions, engrave
@@ -141,7 +141,7 @@ def _process(task: ScoreTask) -> ScoreResult:
     font = choose_font(task.seed, score.score_id, task.fonts)
     # Onsets end up only in the v2 outputs (XML, obb_anns comments); v1 skips Verovio's timemap.
     options = EngraveOptions(font=font, dpi=task.dpi, unit=task.unit,
-                             timing=task.full_instances or task.classes.startswith("deepscoresv2"))
+                             timing=wants_onsets(task.classes, task.full_instances))
     catalogue = load_catalogue(task.classes)
     engraved = engrave(score, options)
     if task.max_pages is not None:
