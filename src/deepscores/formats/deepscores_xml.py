@@ -121,33 +121,24 @@ class _Bad(Exception):
 
 
 def _text(parent: etree._Element, tag: str, default: str | None = None) -> str:
-    node = parent.find(tag)
-    if node is None or node.text is None:
-        if default is not None:
-            return default
-        raise _Bad(f"missing <{tag}> in <{parent.tag}>")
-    return node.text.strip()
+    return _field({child.tag: child for child in parent}, tag, default, parent.tag)
 
 
 def _int(parent: etree._Element, tag: str, default: str | None = None) -> int:
-    text = _text(parent, tag, default)
-    try:
-        return int(text)
-    except ValueError:
-        raise _Bad(f"<{tag}> is not an integer: {text!r}") from None
+    return _int_field({child.tag: child for child in parent}, tag, default, parent.tag)
 
 
-def _field(fields: dict, tag: str, default: str | None = None) -> str:
+def _field(fields: dict, tag: str, default: str | None = None, where: str = "object") -> str:
     node = fields.get(tag)
     if node is None or node.text is None:
         if default is not None:
             return default
-        raise _Bad(f"missing <{tag}> in <object>")
+        raise _Bad(f"missing <{tag}> in <{where}>")
     return node.text.strip()
 
 
-def _int_field(fields: dict, tag: str, default: str) -> int:
-    text = _field(fields, tag, default)
+def _int_field(fields: dict, tag: str, default: str | None, where: str = "object") -> int:
+    text = _field(fields, tag, default, where)
     try:
         return int(text)
     except ValueError:
