@@ -12,10 +12,12 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import json
 import re
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 from deepscores.errors import DeepScoresError
 
@@ -101,6 +103,16 @@ def load_catalogue(name: str = "deepscores") -> Catalogue:
     if not isinstance(name, str):
         raise DeepScoresError(f"class vocabulary name must be a string, got {name!r}")
     return _load_catalogue(name)
+
+
+def dataset_catalogue(dataset_dir: str | Path) -> Catalogue:
+    """The vocabulary a dataset was made with (its ``dataset.json``), the DeepScores one if unsaid."""
+    try:
+        options = json.loads((Path(dataset_dir) / "dataset.json").read_text(encoding="utf-8")).get("options", {})
+        classes = options.get("classes")
+    except (OSError, ValueError, AttributeError):
+        classes = None
+    return load_catalogue(classes or "deepscores")
 
 
 # Cached behind load_catalogue so that load_catalogue() and load_catalogue('deepscores') share one entry.

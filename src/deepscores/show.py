@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from deepscores.classes import Catalogue, load_catalogue
+from deepscores.classes import Catalogue, dataset_catalogue
 from deepscores.errors import DeepScoresError, OptionsError
 from deepscores.formats.atomic import atomic_write_bytes
 from deepscores.formats.deepscores_xml import PageRecord, read_page_xml
@@ -218,14 +218,6 @@ class _Canvas:
 
 
 # -- the panels ---------------------------------------------------------------------------------------
-def _catalogue(root: Path) -> Catalogue:
-    try:
-        classes = json.loads((root / "dataset.json").read_text(encoding="utf-8")).get("options", {}).get("classes")
-    except (OSError, ValueError, AttributeError):
-        classes = None
-    return load_catalogue(classes or "deepscores")
-
-
 def _colour_of(catalogue: Catalogue, class_name: str) -> tuple[int, int, int]:
     return class_colour(catalogue.id_of(class_name)) if class_name in catalogue else UNKNOWN_CLASS_COLOUR
 
@@ -317,7 +309,7 @@ def render_show(dataset_dir: str | Path, page: str | int, crop: tuple[int, int, 
     """The figure of `show_page` as an RGB uint8 array, and where its panels are."""
     root = Path(dataset_dir)
     name = resolve_page(root, page)
-    catalogue = _catalogue(root)
+    catalogue = dataset_catalogue(root)
     record = read_page_xml(root / "xml_annotations" / f"{name}.xml")
     image = read_png(root / "images_png" / f"{name}.png")
     mask = read_png(root / "pix_annotations_png" / f"{name}.png")

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from deepscores.classes import Catalogue
+from deepscores.classes import Catalogue, dataset_catalogue
 from deepscores.errors import DeepScoresError
-from deepscores.stats_sources import _catalogue_of, _coco_pages, _page_groups, _PageData, _read_page
+from deepscores.stats_sources import _coco_pages, _page_groups, _PageData, _read_page
 
 #: Above this many symbols the exact per-symbol arrays give way to histograms (8 B per symbol kept).
 EXACT_LIMIT = 5_000_000
@@ -277,7 +277,7 @@ def compute_stats(dataset_dir: str | Path, progress: bool = False, *, exact_limi
     has_xml, has_coco = (root / "xml_annotations").is_dir(), (root / "coco").is_dir()
     if not has_xml and not has_coco:
         raise DeepScoresError(f"{root}: not a deepscores dataset (no xml_annotations/ and no coco/ folder)")
-    catalogue = _catalogue_of(root)
+    catalogue = dataset_catalogue(root)
     split_of, source_of, defects = _page_groups(root)
     acc = _Accumulator(exact_limit)
     seen: set[str] = set()

@@ -11,7 +11,6 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
-from deepscores.classes import Catalogue, load_catalogue
 from deepscores.formats.deepscores_xml import read_page_xml
 
 SPLITS = ("train", "val", "test")
@@ -148,13 +147,5 @@ def _page_groups(root: Path) -> tuple[dict[str, str], dict[str, str], list[dict[
                 defects.append({"page": "", "file": "manifest.jsonl",
                                 "error": f"{manifest}:{number}: unreadable line ({type(exc).__name__})"})
     return split_of, source_of, defects
-
-
-def _catalogue_of(root: Path) -> Catalogue:
-    try:
-        classes = json.loads((root / "dataset.json").read_text(encoding="utf-8")).get("options", {}).get("classes")
-    except (OSError, ValueError, AttributeError):
-        classes = None
-    return load_catalogue(classes or "deepscores")
 
 
