@@ -28,13 +28,11 @@ class RasterBackend(Protocol):
     def render_image(self, parsed: ParsedSvg) -> np.ndarray:
         """uint8 (H, W) greyscale, 255 = white paper."""
 
-    def render_instances(self, parsed: ParsedSvg, labelled: Sequence[tuple[Ink, int]]) -> np.ndarray:
-        """uint16 (H, W): the id of the symbol drawn last at each pixel, 0 = background."""
-
     def render_labels(self, parsed: ParsedSvg, labelled: Sequence[tuple[Ink, int]],
                       class_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The instance map and the uint8 class mask (255 = background) in one pass;
-        ``class_ids[i]`` is the class of instance ``i`` (index 0 unused)."""
+        """uint16 (H, W) instance map (the id of the symbol drawn last at each pixel, 0 = background)
+        and uint8 class mask (255 = background), in one pass; ``class_ids[i]`` is the class of
+        instance ``i`` (index 0 unused)."""
 
     def render_symbol_masks(self, symbols: Sequence[tuple[Sequence[Ink], tuple[int, int, int, int]]]
                             ) -> list[np.ndarray]:
@@ -97,11 +95,8 @@ class SkiaBackend:
         del canvas, surface
         return np.subtract(255, coverage, dtype=np.uint8)
 
-    def render_instances(self, parsed: ParsedSvg, labelled: Sequence[tuple[Ink, int]]) -> np.ndarray:
-        return self.render_labels(parsed, labelled, None)[0]
-
     def render_labels(self, parsed: ParsedSvg, labelled: Sequence[tuple[Ink, int]],
-                      class_ids: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray | None]:
+                      class_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         # An R8G8 surface is a little-endian uint16 array: the instance map is drawn in place,
         # R = low byte and G = high byte of the id (exact for all 65,536 values; tested).
         instance_map = np.zeros((parsed.height_px, parsed.width_px), np.uint16)
@@ -112,24 +107,19 @@ class SkiaBackend:
         # The class mask is drawn beside it, with the same geometry: an A8 surface whose alpha *is*
         # the class id (source blending writes it unchanged, exact for 0..255), instead of a lookup
         # through the instance map, which costs twice as much on a whole page.
-        class_mask = None
-        if class_ids is not None:
-            class_mask = np.full((parsed.height_px, parsed.width_px), 255, np.uint8)
-            mask_surface = skia.Surface.MakeRasterDirect(
-                skia.ImageInfo.MakeA8(parsed.width_px, parsed.height_px), class_mask)
-            mask_canvas = mask_surface.getCanvas()
+        class_mask = np.full((parsed.height_px, parsed.width_px), 255, np.uint8)
+        mask_surface = skia.Surface.MakeRasterDirect(skia.ImageInfo.MakeA8(parsed.width_px, parsed.height_px),
+                                                     class_mask)
+        mask_canvas = mask_surface.getCanvas()
         for ink, instance_id in labelled:
             if not 0 < instance_id <= MAX_INSTANCES:
                 raise OptionsError(f"instance id {instance_id} outside 1..{MAX_INSTANCES}")
             color = skia.Color(instance_id & 0xFF, instance_id >> 8, 0)
             _draw(canvas, ink, skia.Paint(AntiAlias=False, Color=color), False, color)
-            if class_mask is not None:
-                alpha = skia.ColorSetARGB(class_ids[instance_id], 0, 0, 0)
-                paint = skia.Paint(AntiAlias=False, Color=alpha, BlendMode=skia.BlendMode.kSrc)
-                _draw(mask_canvas, ink, paint, False, alpha, skia.BlendMode.kSrc)
-        del canvas, surface
-        if class_mask is not None:
-            del mask_canvas, mask_surface
+            alpha = skia.ColorSetARGB(class_ids[instance_id], 0, 0, 0)
+            paint = skia.Paint(AntiAlias=False, Color=alpha, BlendMode=skia.BlendMode.kSrc)
+            _draw(mask_canvas, ink, paint, False, alpha, skia.BlendMode.kSrc)
+        del canvas, surface, mask_canvas, mask_surface
         if sys.byteorder != "little":
             instance_map.byteswap(inplace=True)
         return instance_map, class_mask
