@@ -15,7 +15,8 @@ from deepscores.formats.atomic import atomic_write_text
 from deepscores.ml.datasets import PatchDataset, make_loader
 from deepscores.ml.metrics import accuracy, confusion_matrix, macro_accuracy, per_class_accuracy, top_confusions
 from deepscores.ml.models import create_model
-from deepscores.ml.train_classify import TrainConfig, predict, resolve_device
+from deepscores.ml.runs import resolve_device
+from deepscores.ml.train_classify import TrainConfig, predict
 
 
 def load_run(run_dir: str | Path, device: torch.device,

@@ -8,11 +8,8 @@ with the best val macro accuracy; what evaluation loads) and ``history.csv`` / `
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -20,13 +17,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from deepscores.errors import DeepScoresError
 from deepscores.formats.atomic import atomic_write_text
 from deepscores.ml.datasets import PatchDataset, make_loader
 from deepscores.ml.metrics import macro_accuracy
 from deepscores.ml.models import create_model
+from deepscores.ml.runs import atomic_torch_save, resolve_device, training_progress, write_history
 
 #: Training presets: the model and the batch size that suit a machine.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -63,23 +60,6 @@ class TrainConfig:
         return cls(**data)
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DeepScoresError(f"device {device!r} asked for, but torch sees no CUDA device")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise DeepScoresError(f"unknown device {device!r}; expected auto, cpu or cuda")
-    return torch.device(device)
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    # temp + rename: a run killed mid-save leaves the previous checkpoint intact.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 @torch.no_grad()
 def predict(model: torch.nn.Module, loader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(true labels, predicted labels, mean loss) over one pass of ``loader``."""
@@ -93,22 +73,6 @@ def predict(model: torch.nn.Module, loader, device: torch.device) -> tuple[torch
         pred.append(logits.argmax(1).cpu())
     true_t, pred_t = torch.cat(true), torch.cat(pred)
     return true_t, pred_t, loss_sum / max(1, len(true_t))
-
-
-def write_history(out: Path, history: list[dict[str, Any]]) -> None:
-    atomic_write_text(out / "history.json", json.dumps(history, indent=1) + "\n")
-    buffer = io.StringIO()
-    if history:
-        writer = csv.DictWriter(buffer, fieldnames=list(history[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(history)
-    atomic_write_text(out / "history.csv", buffer.getvalue())
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f} {task.fields[rate]:.0f} samples/s"),
-                    TimeRemainingColumn(), disable=not enabled, transient=False)
 
 
 def train_classify(data_dir: str | Path, out_dir: str | Path, preset: str = "small", epochs: int | None = None,
@@ -184,7 +148,7 @@ def train_classify(data_dir: str | Path, out_dir: str | Path, preset: str = "sma
         # -- loop ----------------------------------------------------------------------------------
         started = time.perf_counter()
         budget_s = math.inf if config.max_minutes is None else 60.0 * config.max_minutes
-        with _progress(progress) as bar:
+        with training_progress(progress) as bar:
             for epoch in range(start_epoch, config.epochs):
                 if hasattr(train_loader, "set_epoch"):
                     train_loader.set_epoch(epoch)
