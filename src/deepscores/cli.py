@@ -287,27 +287,107 @@ def evaluate_classify_command(
 
 @evaluate_app.command("detect")
 def evaluate_detect_command(
-    data: Annotated[Path, typer.Argument(help="A dataset folder (uses coco/<split>.json) or a ground-truth JSON.")],
-    predictions: Annotated[Path, typer.Option(help="COCO results JSON: [{image_id, category_id, bbox, score}].")],
+    paths: Annotated[list[Path], typer.Argument(help="RUN_DIR DATA (score a trained detector on DATA's split), or DATA with --predictions (a dataset folder, whose coco/<split>.json is used, or a ground-truth JSON).")],
+    predictions: Annotated[Optional[Path], typer.Option(help="COCO results JSON: [{image_id, category_id, bbox, score}] (any model's).")] = None,
     split: Annotated[str, typer.Option(help="Split of the dataset to score against.")] = "test",
-    boxes: Annotated[str, typer.Option(help="aligned or oriented (o_bbox) boxes.")] = "aligned",
-    protocol: Annotated[str, typer.Option(help="coco (true IoU) or obb-anns (the DeepScoresV2 toolkit's computation).")] = "coco",
-    max_dets: Annotated[Optional[int], typer.Option(help="Detections kept per image (default: all; COCO's 100 is far too few for a page).")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="metrics.json to write.")] = Path("metrics.json"),
+    boxes: Annotated[str, typer.Option(help="aligned or oriented (o_bbox) boxes (predictions files only).")] = "aligned",
+    protocol: Annotated[str, typer.Option(help="coco (true IoU) or obb-anns (the DeepScoresV2 toolkit's computation; predictions files only).")] = "coco",
+    max_dets: Annotated[Optional[int], typer.Option(help="Detections kept per image and class (default: all; COCO's 100 is far too few for a page).")] = None,
+    max_pages: Annotated[Optional[int], typer.Option(help="Score only the split's first N pages (RUN_DIR mode).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (RUN_DIR mode).")] = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="metrics.json to write (default: metrics.json, or RUN/eval-SPLIT/metrics.json).")] = None,
 ) -> None:
-    """mAP@[.5:.95], mAP@.5, AR and per-class AP of a predictions file against a dataset split."""
-    from deepscores.evaluation import evaluate_detect
-
+    """mAP@[.5:.95], mAP@.5, AR and per-class AP: of a trained run (RUN_DIR DATA) or of a predictions file (DATA --predictions)."""
     _setup_logging(False)
+    con = Console()
     try:
-        metrics = evaluate_detect(data, predictions, split=split, boxes=boxes, protocol=protocol, out=out,
-                                  max_dets=max_dets)
+        if predictions is not None:
+            if len(paths) != 1:
+                raise DeepScoresError("with --predictions give one DATA argument (a dataset folder or ground-truth JSON)")
+            from deepscores.evaluation import evaluate_detect
+
+            out = out or Path("metrics.json")
+            metrics = evaluate_detect(paths[0], predictions, split=split, boxes=boxes, protocol=protocol, out=out,
+                                      max_dets=max_dets)
+        else:
+            if len(paths) != 2:
+                raise DeepScoresError("give RUN_DIR DATA to score a trained detector, or DATA --predictions FILE")
+            evaluate_detect_run = _ml_function("deepscores.ml.predict_detect", "evaluate_detect_run")
+            metrics = evaluate_detect_run(paths[0], paths[1], split=split, out=out, device=device, max_pages=max_pages)
+            out = out or paths[0] / f"eval-{split}" / "metrics.json"
+            con.print(f"top-10 classes: mAP {metrics['mAP_top10']:.4f}  mAP50 {metrics['mAP50_top10']:.4f}")
     except DeepScoresError as exc:
         _fail(exc)
-    con = Console()
-    con.print(f"{protocol} protocol, {boxes} boxes: mAP {metrics['mAP']:.4f}  mAP50 {metrics['mAP50']:.4f}  "
-              f"mAP75 {metrics['mAP75']:.4f}  AR {metrics['AR']:.4f}")
+    con.print(f"{metrics['protocol']} protocol, {metrics['boxes']} boxes: mAP {metrics['mAP']:.4f}  "
+              f"mAP50 {metrics['mAP50']:.4f}  mAP75 {metrics['mAP75']:.4f}  AR {metrics['AR']:.4f}")
     con.print(f"wrote {out}")
+
+
+@train_app.command("detect")
+def train_detect_command(
+    data: Annotated[Path, typer.Argument(help="A dataset folder with coco/{train,val}.json and images_png/.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, config.json, history).")] = Path("runs/detect"),
+    model: Annotated[str, typer.Option(help="fcn (centre-heatmap detector for tiny objects) or faster-rcnn (torchvision).")] = "fcn",
+    preset: Annotated[str, typer.Option(help="cpu (2 cores, under an hour) or gpu (larger model, crops and batches).")] = "cpu",
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: the preset's).")] = None,
+    steps_per_epoch: Annotated[Optional[int], typer.Option(help="Batches per epoch (default: the preset's).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Crops per batch (default: the preset's).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option()] = 0,
+    weights: Annotated[Optional[Path], typer.Option(help="Start from a local checkpoint (e.g. torchvision ResNet weights); nothing is downloaded.")] = None,
+    val_pages: Annotated[int, typer.Option(help="Val pages scored (mAP@.5) after each epoch.")] = 4,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Stop training after this many minutes.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+) -> None:
+    """Train a symbol detector on page crops; it predicts whole pages by overlapping tiles."""
+    _setup_logging(False)
+    train_detect = _ml_function("deepscores.ml.train_detect", "train_detect")
+    try:
+        run = train_detect(data, out, detector=model, preset=preset, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                           batch_size=batch_size, device=device, seed=seed, resume=resume, progress=True,
+                           max_minutes=max_minutes, val_pages=val_pages, weights=weights)
+    except DeepScoresError as exc:
+        _fail(exc)
+    Console().print(f"run: {run}")
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="A run folder made by train detect or train segment.")],
+    images: Annotated[list[Path], typer.Argument(help="Page images (8-bit greyscale PNG).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Detection: COCO results JSON. Segmentation: a folder of class-mask PNGs.")] = Path("preds.json"),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    score_threshold: Annotated[float, typer.Option(help="Lowest detection score kept (detection runs).")] = 0.05,
+    ground_truth: Annotated[Optional[Path], typer.Option(help="COCO file whose image ids the results use (default: the dataset's, found beside images_png/).")] = None,
+) -> None:
+    """Predict whole pages with a trained model: boxes (COCO results format) or class masks."""
+    _setup_logging(False)
+    try:
+        task = _run_task(run)
+        if task == "detect":
+            predict_detect = _ml_function("deepscores.ml.predict_detect", "predict_detect")
+            written = predict_detect(run, images, out, device=device, score_threshold=score_threshold,
+                                     ground_truth=ground_truth)
+        else:
+            predict_segment = _ml_function("deepscores.ml.predict_segment", "predict_segment")
+            written = predict_segment(run, images, out, device=device)
+    except DeepScoresError as exc:
+        _fail(exc)
+    Console().print(f"wrote {written}")
+
+
+def _run_task(run: Path) -> str:
+    """'detect' or 'segment', from a run folder's config.json."""
+    import json
+
+    path = run / "config.json"
+    try:
+        task = json.loads(path.read_text(encoding="utf-8")).get("task")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise DeepScoresError(f"{path}: cannot read the run's config ({type(exc).__name__}); is {run} a run folder?") from None
+    if task not in ("detect", "segment"):
+        raise DeepScoresError(f"{path}: not a detection or segmentation run (task {task!r})")
+    return task
 
 
 def main() -> None:
