@@ -256,3 +256,30 @@ def test_scan_same_seed_same_bytes_any_workers(tiny, tmp_path):
     files_a = {p.relative_to(a).as_posix(): p.read_bytes() for p in sorted(a.rglob("*")) if p.is_file() and "report" not in p.parts}
     files_b = {p.relative_to(b).as_posix(): p.read_bytes() for p in sorted(b.rglob("*")) if p.is_file() and "report" not in p.parts}
     assert files_a == files_b
+
+
+def test_degrade_command_and_show_side_by_side(tiny, tmp_path):
+    from typer.testing import CliRunner
+
+    from deepscores.cli import app
+    from deepscores.show import render_show
+    from deepscores.validate import validate_dataset
+
+    _, clean = tiny
+    out = tmp_path / "scan"
+    result = CliRunner().invoke(app, ["degrade", str(clean), "--out", str(out), "--preset", "scan", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert validate_dataset(out) == []
+    # The same pages as generate --degrade scan with the same options and seed.
+    direct = tmp_path / "direct"
+    corpus, _ = tiny
+    _generate(corpus, direct, "scan")
+    for folder in ("images_png", "instance_png", "pix_annotations_png", "xml_annotations", "degrade", "coco"):
+        assert _files(out, folder) == _files(direct, folder), folder
+    rgb, layout = render_show(out, 0)
+    assert "side_by_side" in layout.panels
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("effects:\n  - effect: curl\n    params: {amplitude_px: 500}\n")
+    result = CliRunner().invoke(app, ["degrade", str(clean), "--out", str(tmp_path / "x"), "--preset", str(bad)])
+    assert result.exit_code == 1 and "effects[0].params.amplitude_px: 500.0 is outside" in result.output
+    assert "Traceback" not in result.output
