@@ -75,6 +75,7 @@ def generate(
     engine: Annotated[str, typer.Option(help="local (processes on this machine) or ray (a Ray cluster).")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address (auto or ray://host:port); default: start a local one.")] = None,
     shards: Annotated[Optional[float], typer.Option(help="Also write WebDataset tar shards of about SIZE MB.")] = None,
+    degrade: Annotated[str, typer.Option(help="Scan/photo-like pages: none, light, scan, photo or a preset .yaml (docs/degrade.md).")] = "none",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Build a DeepScores-style dataset: page images, class masks, instance maps, XML, COCO, YOLO, patches."""
@@ -84,7 +85,7 @@ def generate(
     options = GenerateOptions(
         sources=tuple(sources or ()), corpus=corpus, pages=pages, fonts=_parse_fonts(fonts), dpi=dpi, seed=seed,
         patches_per_class=patches_per_class, split=_parse_split(split), shards_mb=shards, classes=classes,
-        formats=tuple(dict.fromkeys(["deepscores", *format])) if format else GenerateOptions.formats,
+        formats=tuple(dict.fromkeys(["deepscores", *format])) if format else GenerateOptions.formats, degrade=degrade,
     )
     settings = RunSettings(out=out, workers=workers, timeout_s=timeout or None,
                            memory_limit_mb=memory_limit_mb or None, resume=resume, engine=engine, address=address)
@@ -211,6 +212,7 @@ def show(
     class_name: Annotated[Optional[str], typer.Option("--class", help="Class of the patch grid (default: the page's most frequent).")] = None,
     predictions: Annotated[Optional[Path], typer.Option(help="A COCO results JSON to draw beside the truth.")] = None,
     score_threshold: Annotated[float, typer.Option(help="Lowest score of a drawn prediction.")] = 0.5,
+    clean: Annotated[Optional[Path], typer.Option(help="Degraded datasets: the clean dataset to show beside it (default: the one recorded, or the score engraved again).")] = None,
 ) -> None:
     """Figure-2 panels of one page: snippet, boxes by class, class mask, classification patches."""
     from deepscores.show import show_page
@@ -219,10 +221,29 @@ def show(
     try:
         path = show_page(directory, int(page) if page.isdigit() else page, out or Path(f"{page}.png"),
                          crop=_parse_crop(crop), class_name=class_name, predictions=predictions,
-                         score_threshold=score_threshold)
+                         score_threshold=score_threshold, clean=clean)
     except DeepScoresError as exc:
         _fail(exc)
     Console().print(f"wrote {path}")
+
+
+@app.command("degrade")
+def degrade_command(
+    directory: Annotated[Path, typer.Argument(help="A dataset folder made by generate.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New dataset folder for the degraded pages.")],
+    preset: Annotated[str, typer.Option(help="light, scan, photo or a preset .yaml file (docs/degrade.md).")] = "scan",
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = os.cpu_count() or 1,
+) -> None:
+    """Degrade an existing dataset's pages (scan/photo-like) into a new dataset with exact labels."""
+    from deepscores.degrade.dataset import degrade_dataset
+
+    _setup_logging(False)
+    try:
+        summary = degrade_dataset(directory, out, preset, workers=workers)
+    except DeepScoresError as exc:
+        _fail(exc)
+    Console().print(f"[bold green]dataset:[/bold green] {summary.out.resolve()}: {summary.pages} pages, "
+                    f"{summary.symbols} symbols (preset {preset})")
 
 
 evaluate_app = typer.Typer(no_args_is_help=True, help="Score a model or a predictions file with the field's metrics.")

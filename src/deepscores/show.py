@@ -305,7 +305,7 @@ def load_predictions(root: Path, page: str, predictions: str | Path, score_thres
 
 def render_show(dataset_dir: str | Path, page: str | int, crop: tuple[int, int, int, int] | None = None,
                 class_name: str | None = None, predictions: str | Path | None = None,
-                score_threshold: float = 0.5) -> tuple[np.ndarray, ShowLayout]:
+                score_threshold: float = 0.5, clean: str | Path | None = None) -> tuple[np.ndarray, ShowLayout]:
     """The figure of `show_page` as an RGB uint8 array, and where its panels are."""
     root = Path(dataset_dir)
     name = resolve_page(root, page)
@@ -336,13 +336,16 @@ def render_show(dataset_dir: str | Path, page: str | int, crop: tuple[int, int, 
             draw_box(boxed, _shift(obj.bbox_xyxy, crop), _colour_of(catalogue, obj.class_name))
     classes_shown = sorted({o.class_name for o in shown},
                            key=lambda n: (catalogue.id_of(n) if n in catalogue else 10_000, n))
-    width = max(w, 480) + 2 * MARGIN_PX
+    degraded = _is_degraded(root)
+    width = max(2 * w + MARGIN_PX if degraded else w, 480) + 2 * MARGIN_PX
     canvas = _Canvas(width)
     canvas.title(f"(a) {name}: snippet x={x} y={y} w={w} h={h} of {record.width}x{record.height}")
     canvas.add("snippet", snippet)
     canvas.title(f"(b) ground-truth boxes: {len(shown)} symbols, {len(classes_shown)} classes")
     canvas.add("boxes", boxed)
     canvas.legend([(n, _colour_of(catalogue, n)) for n in classes_shown])
+    if degraded:
+        _side_by_side(canvas, root, name, crop, boxed, catalogue, clean)
     drawn = 0
     if predictions is not None:
         predicted, total = load_predictions(root, name, predictions, score_threshold)
@@ -367,9 +370,34 @@ def render_show(dataset_dir: str | Path, page: str | int, crop: tuple[int, int, 
     return canvas.render(), layout
 
 
+def _is_degraded(root: Path) -> bool:
+    try:
+        return "degrade" in json.loads((root / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+
+def _side_by_side(canvas: _Canvas, root: Path, name: str, crop: tuple[int, int, int, int], boxed: np.ndarray,
+                  catalogue: Catalogue, clean: str | Path | None) -> None:
+    """(f) the clean page (its own boxes) beside the degraded one (boxes recomputed after the warp)."""
+    from deepscores.degrade.dataset import clean_page
+
+    page = clean_page(root, name, clean)
+    x, y, w, h = crop
+    left = _grey_rgb(page.image[y:y + h, x:x + w])
+    for symbol in page.symbols:
+        if _intersects(symbol.bbox_xyxy, crop):
+            draw_box(left, _shift(symbol.bbox_xyxy, crop), _colour_of(catalogue, symbol.class_name))
+    both = np.full((h, 2 * w + MARGIN_PX, 3), 255, np.uint8)
+    both[:, :w], both[:, w + MARGIN_PX:] = left, boxed
+    canvas.title(f"(f) clean page | degraded page, each with its own boxes (same window)")
+    canvas.add("side_by_side", both)
+
+
 def show_page(dataset_dir: str | Path, page: str | int, out_file: str | Path,
               crop: tuple[int, int, int, int] | None = None, class_name: str | None = None,
-              predictions: str | Path | None = None, score_threshold: float = 0.5) -> Path:
+              predictions: str | Path | None = None, score_threshold: float = 0.5,
+              clean: str | Path | None = None) -> Path:
     """Write the Figure-2-style PNG of one page (see the module doc) to ``out_file``; returns its path.
 
     ``page``: a page name or an index into the sorted page names. ``crop``: (x, y, w, h) on the page;
@@ -377,7 +405,7 @@ def show_page(dataset_dir: str | Path, page: str | int, out_file: str | Path,
     the patch panel; default the page's most frequent class. ``predictions``: a COCO results JSON
     whose boxes (score ≥ ``score_threshold``) are drawn in an extra panel.
     """
-    rgb, _ = render_show(dataset_dir, page, crop, class_name, predictions, score_threshold)
+    rgb, _ = render_show(dataset_dir, page, crop, class_name, predictions, score_threshold, clean)
     import io
 
     buffer = io.BytesIO()

@@ -155,4 +155,19 @@ def finalize_dataset(out: Path, options: "GenerateOptions", plan: list[str], acc
             "duplicates_removed": summary.duplicates_removed,
         },
     }
+    preset = options.preset()
+    if preset is not None:
+        # The preset itself, resolved: a page is redone from it and its degrade/<page>.json seed.
+        dataset["degrade"] = {**preset.to_json(), "digest": preset.digest(),
+                              "symbols_dropped": _dropped(out, page_names)}
     atomic_write_text(out / "dataset.json", json.dumps(dataset, indent=1, sort_keys=True) + "\n")
+
+
+def _dropped(out: Path, page_names: list[str]) -> dict[str, int]:
+    """Symbols the degradation's warps removed, by reason, over the dataset's pages."""
+    total: Counter = Counter()
+    for name in page_names:
+        path = out / "degrade" / f"{name}.json"
+        if path.is_file():
+            total.update(json.loads(path.read_text(encoding="utf-8")).get("symbols_dropped", {}))
+    return dict(sorted(total.items()))

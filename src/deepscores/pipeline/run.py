@@ -26,6 +26,7 @@ from deepscores.errors import FontError, OptionsError
 from deepscores.formats.atomic import atomic_write_text
 from deepscores.pipeline.finalize import finalize_dataset
 from deepscores.pipeline.tasks import (
+    DEGRADE_FILES,
     FULL_INSTANCE_FILES,
     PAGE_FILES,
     ScoreResult,
@@ -62,6 +63,8 @@ class GenerateOptions:
     #: Which derived formats finalize writes (the page files are always written): 'deepscores'
     #: (splits, dataset.json; always on), 'coco', 'yolo', 'obb-anns' (DeepScoresV2 release layout).
     formats: tuple[str, ...] = ("deepscores", "coco", "yolo")
+    #: Scan/photo-like pages: 'none', a built-in preset (light, scan, photo) or a preset file path.
+    degrade: str = "none"
 
     def validate(self) -> None:
         for font in self.fonts:
@@ -88,6 +91,18 @@ class GenerateOptions:
         if "obb-anns" in self.formats and self.classes not in V2_VOCABULARIES:
             raise OptionsError(f"--format obb-anns needs --classes {' or '.join(sorted(V2_VOCABULARIES))}, "
                                f"not {self.classes!r}")
+        self.preset()  # a bad preset file fails here, naming the file and the key
+
+    def preset(self):
+        """The degradation preset (degrade.presets.Preset), or None for clean pages."""
+        if self.degrade == "none":
+            return None
+        from deepscores.degrade import require
+
+        require()
+        from deepscores.degrade.presets import load_preset
+
+        return load_preset(self.degrade)
 
 
 @dataclass(frozen=True)
@@ -171,17 +186,20 @@ def _check_out_dir(options: GenerateOptions, settings: RunSettings) -> None:
     if "obb-anns" in options.formats:
         for folder in FULL_INSTANCE_FILES:
             (out / folder).mkdir(exist_ok=True)
+    if options.degrade != "none":
+        for folder in DEGRADE_FILES:
+            (out / folder).mkdir(exist_ok=True)
     atomic_write_text(record, json.dumps(_options_record(options), sort_keys=True, indent=1) + "\n")
     # Temp files of a killed run are never part of the dataset.
-    for folder in [out, *(out / f for f in {**PAGE_FILES, **FULL_INSTANCE_FILES})]:
+    for folder in [out, *(out / f for f in {**PAGE_FILES, **FULL_INSTANCE_FILES, **DEGRADE_FILES})]:
         for tmp in folder.glob(".tmp-*"):
             tmp.unlink(missing_ok=True)
 
 
-def _done(result: ScoreResult | None, out: Path, full_instances: bool) -> bool:
+def _done(result: ScoreResult | None, out: Path, full_instances: bool, degrade: bool = False) -> bool:
     if result is None:
         return False
-    return result.status != "ok" or all(is_page_complete(out, p.name, full_instances) for p in result.pages)
+    return result.status != "ok" or all(is_page_complete(out, p.name, full_instances, degrade) for p in result.pages)
 
 
 class _Acceptance:
@@ -220,8 +238,10 @@ def run_generate(
     _check_out_dir(options, settings)
     out = settings.out
     full_instances = "obb-anns" in options.formats
+    preset = options.preset()
     planned = set(plan)
-    results = {s: r for s, r in read_manifest(out).items() if s in planned and _done(r, out, full_instances)}
+    results = {s: r for s, r in read_manifest(out).items()
+               if s in planned and _done(r, out, full_instances, preset is not None)}
     summary = GenerateSummary(out, resumed_scores=len(results))
     acceptance = _Acceptance(plan, results, options.pages)
 
@@ -234,7 +254,7 @@ def run_generate(
         for source in todo:
             if source not in results:
                 yield ScoreTask(source, str(out), options.fonts, options.seed, options.dpi, options.unit,
-                                options.pages, options.classes, settings.memory_limit_mb, full_instances)
+                                options.pages, options.classes, settings.memory_limit_mb, full_instances, preset)
 
     manifest = open(out / MANIFEST, "a", encoding="utf-8")
 
@@ -288,7 +308,7 @@ def make_engine(settings: RunSettings):
 def remove_stray_pages(out: Path, keep: set[str]) -> int:
     """Delete page files that are not part of the final dataset (extra pages, scores past the prefix)."""
     removed = 0
-    for folder, suffix in {**PAGE_FILES, **FULL_INSTANCE_FILES}.items():
+    for folder, suffix in {**PAGE_FILES, **FULL_INSTANCE_FILES, **DEGRADE_FILES}.items():
         for path in (out / folder).glob(f"*{suffix}"):
             name = path.name[: -len(suffix)]
             if _PAGE_NAME_RE.match(name) and name not in keep:

@@ -7,18 +7,21 @@ files depend on is in its :class:`ScoreTask`, so the same task gives the same by
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import resource
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from deepscores.annotate import annotate, wants_onsets
 from deepscores.classes import load_catalogue
 from deepscores.corpus import load_score
 from deepscores.engrave import EngraveOptions, engrave
 from deepscores.errors import DeepScoresError
+from deepscores.formats.atomic import atomic_write_text
 from deepscores.formats.deepscores_xml import write_page_xml
 from deepscores.formats.pngio import write_png
 from deepscores.formats.rle import write_rle
@@ -35,6 +38,8 @@ PAGE_FILES = {
 #: Full-extent instance masks as COCO RLE (formats/rle.py): written only when an export needs them
 #: (obb-anns), since drawing every symbol alone roughly doubles a page's cost.
 FULL_INSTANCE_FILES = {"instance_rle": ".json.gz"}
+#: With --degrade: each page's preset, seed and drawn effect parameters (degrade/apply.py).
+DEGRADE_FILES = {"degrade": ".json"}
 
 
 def page_name(score_id: str, page_number: int, font: str) -> str:
@@ -42,8 +47,10 @@ def page_name(score_id: str, page_number: int, font: str) -> str:
     return f"{score_id}-p{page_number:03d}-{font.lower()}"
 
 
-def page_paths(out: Path, name: str, full_instances: bool = False) -> dict[str, Path]:
-    files = {**PAGE_FILES, **FULL_INSTANCE_FILES} if full_instances else PAGE_FILES
+def page_paths(out: Path, name: str, full_instances: bool = False, degrade: bool = False) -> dict[str, Path]:
+    files = {**PAGE_FILES, **FULL_INSTANCE_FILES} if full_instances else dict(PAGE_FILES)
+    if degrade:
+        files.update(DEGRADE_FILES)
     return {folder: out / folder / f"{name}{suffix}" for folder, suffix in files.items()}
 
 
@@ -70,6 +77,7 @@ class ScoreTask:
     classes: str = "deepscores"
     memory_limit_mb: int | None = None
     full_instances: bool = False  # full-extent masks, oriented boxes and ink areas (obb-anns export)
+    degrade: Any = None           # a degrade.presets.Preset, or None for clean pages
 
 
 @dataclass
@@ -152,7 +160,12 @@ def _process(task: ScoreTask) -> ScoreResult:
     for svg_page in engraved:
         page = annotate(svg_page, score.score_id, catalogue, full_instances=task.full_instances)
         name = page_name(score.score_id, page.page_number, font)
-        paths = page_paths(out, name, task.full_instances)
+        paths = page_paths(out, name, task.full_instances, task.degrade is not None)
+        if task.degrade is not None:
+            from deepscores.degrade.apply import degrade_page, page_seed
+
+            page, record = degrade_page(page, task.degrade, page_seed(task.seed, score.score_id, page.page_number))
+            atomic_write_text(paths["degrade"], json.dumps(record.to_json(), sort_keys=True) + "\n")
         write_png(paths["images_png"], page.image)
         write_png(paths["pix_annotations_png"], page.class_mask)
         write_png(paths["instance_png"], page.instance_map)
@@ -169,12 +182,12 @@ def _process(task: ScoreTask) -> ScoreResult:
     return result
 
 
-def is_page_complete(out: Path, name: str, full_instances: bool = False) -> bool:
-    return all(p.is_file() for p in page_paths(out, name, full_instances).values())
+def is_page_complete(out: Path, name: str, full_instances: bool = False, degrade: bool = False) -> bool:
+    return all(p.is_file() for p in page_paths(out, name, full_instances, degrade).values())
 
 
 def remove_page_files(out: Path, name: str) -> None:
-    for path in page_paths(out, name, full_instances=True).values():
+    for path in page_paths(out, name, full_instances=True, degrade=True).values():
         try:
             os.remove(path)
         except FileNotFoundError:

@@ -1,0 +1,119 @@
+"""Degradation (issue #9): what it costs and what it buys. Prints two tables (not a test).
+
+1. Speed: the generator's per-page time with --degrade none / light / scan / photo (one worker,
+   the same pages), and the degradation's own share measured in-process on the same pages.
+2. Domain gap: the classification baseline (`small` preset) trained on clean pages and on degraded
+   pages under the same time budget, each evaluated on a clean and a degraded test split (scores
+   never seen in training: splits are by score, and the degraded dataset keeps the clean one's splits):
+   a 2×2 table of macro accuracy. The detection half (FCN detector, mAP@.5) plugs in at DETECTION below.
+
+Run: python benchmarks/degrade.py [--pages 40] [--minutes 10] [--preset scan] [--speed-only] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import music21
+
+from deepscores.annotate import score_pages
+from deepscores.degrade.apply import degrade_page, page_seed
+from deepscores.degrade.dataset import degrade_dataset
+from deepscores.degrade.presets import load_preset
+from deepscores.engrave import EngraveOptions
+from deepscores.pipeline.run import GenerateOptions, RunSettings, run_generate
+
+PRESETS = ("none", "light", "scan", "photo")
+
+
+def speed_table(work: Path, pages: int) -> None:
+    print(f"## generate, per-page time ({pages} pages of music21:bach, 1 worker, patches off)\n")
+    print("| --degrade | s/page | vs none | degrade alone, ms/page (median) |")
+    print("|---|---:|---:|---:|")
+    # In-process: the degradation's own cost on real pages (engraved once).
+    sources = [music21.corpus.getWork(w) for w in ("bach/bwv66.6", "bach/bwv269", "bach/bwv347", "bach/bwv153.1")]
+    clean = [p for s in sources for p in score_pages(s, EngraveOptions(font="Leipzig"))]
+    base = None
+    for preset_name in PRESETS:
+        out = work / f"speed-{preset_name}"
+        shutil.rmtree(out, ignore_errors=True)
+        options = GenerateOptions(corpus="music21:bach", pages=pages, seed=0, patches_per_class=0, degrade=preset_name,
+                                  formats=("deepscores",))
+        start = time.perf_counter()
+        summary = run_generate(options, RunSettings(out=out, workers=1, progress=False))
+        per_page = (time.perf_counter() - start) / summary.pages
+        base = base or per_page
+        alone = "-"
+        if preset_name != "none":
+            preset = load_preset(preset_name)
+            times = []
+            for seed in range(3):
+                for page in clean:
+                    t = time.perf_counter()
+                    degrade_page(page, preset, page_seed(seed, page.score_id, page.page_number))
+                    times.append(time.perf_counter() - t)
+            alone = f"{1000 * statistics.median(times):.0f}"
+        print(f"| {preset_name} | {per_page:.3f} | {100 * (per_page / base - 1):+.0f} % | {alone} |")
+    print()
+
+
+def domain_gap(work: Path, pages: int, minutes: float, preset: str, epochs: int) -> None:
+    from deepscores.ml.evaluate_classify import evaluate_classify
+    from deepscores.ml.train_classify import train_classify
+
+    clean, degraded = work / "clean", work / f"degraded-{preset}"
+    if not (clean / "dataset.json").is_file():
+        shutil.rmtree(clean, ignore_errors=True)
+        run_generate(GenerateOptions(pages=pages, seed=0, patches_per_class=300, split=(0.7, 0.1, 0.2)),
+                     RunSettings(out=clean, workers=2, progress=False))
+    if not (degraded / "dataset.json").is_file():
+        shutil.rmtree(degraded, ignore_errors=True)
+        degrade_dataset(clean, degraded, preset, workers=2)
+    rows = {}
+    for train_name, data in (("clean", clean), (preset, degraded)):
+        run = work / f"run-{train_name}"
+        shutil.rmtree(run, ignore_errors=True)
+        start = time.perf_counter()
+        train_classify(data, run, preset="small", epochs=epochs, device="cpu", max_minutes=minutes, progress=False)
+        wall = time.perf_counter() - start
+        rows[train_name] = [evaluate_classify(run, test, "test", device="cpu")["macro_accuracy"] for test in (clean, degraded)]
+        rows[train_name].append(wall)
+    print(f"## classification, macro accuracy on the test split ({pages} pages; small preset, "
+          f"≤ {minutes:g} min / ≤ {epochs} epochs each on CPU)\n")
+    print(f"| trained on \\ tested on | clean | {preset} | training s |")
+    print("|---|---:|---:|---:|")
+    for name, (on_clean, on_degraded, wall) in rows.items():
+        print(f"| {name} | {on_clean:.4f} | {on_degraded:.4f} | {wall:.0f} |")
+    print()
+    # DETECTION: the FCN detector (src/deepscores/ml/, CPU preset) plugs in here: train it on `clean`
+    # and on `degraded` under the same budget, predict on each test split, and score the predictions
+    # with deepscores.evaluation.evaluate_detect(data, predictions, split="test") -> metrics["mAP50"],
+    # printing the same 2×2 table of mAP@.5.
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=40, help="pages of the domain-gap datasets")
+    parser.add_argument("--speed-pages", type=int, default=12)
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per model")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--preset", default="scan")
+    parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument("--gap-only", action="store_true")
+    parser.add_argument("--work", type=Path, default=None, help="keep datasets and runs here (default: a temp folder)")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="degrade-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if not args.gap_only:
+        speed_table(work, args.speed_pages)
+    if not args.speed_only:
+        domain_gap(work, args.pages, args.minutes, args.preset, args.epochs)
+
+
+if __name__ == "__main__":
+    main()
