@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,11 +154,14 @@ class DetectionCrops(Dataset):
     """
 
     def __init__(self, pages: list[PageBoxes], classes: ClassIndex, crop_px: int, crops_per_page: int = 4,
-                 seed: int = 0, ink_bias: float = 0.85, photometric: bool = True) -> None:
+                 seed: int = 0, ink_bias: float = 0.85, photometric: bool = True,
+                 target_transform: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None) -> None:
         if not pages:
             raise DeepScoresError("no pages to train on")
         self.pages, self.classes, self.crop_px = pages, classes, crop_px
         self.crops_per_page, self.seed, self.ink_bias, self.photometric = crops_per_page, seed, ink_bias, photometric
+        # e.g. the FCN's heatmap encoding: done here, it runs in the loader's worker processes.
+        self.target_transform = target_transform
         self.labels = [classes.to_index(p.class_ids) for p in pages]
         self.cache = _PageCache()
         self.set_epoch(0)
@@ -194,6 +198,8 @@ class DetectionCrops(Dataset):
         visible = (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & (boxes[:, 0] < s) & (boxes[:, 1] < s)
         target = {"boxes": torch.from_numpy(boxes[visible].copy()),
                   "labels": torch.from_numpy(self.labels[page_index][visible].copy())}
+        if self.target_transform is not None:
+            target = self.target_transform(target)
         return torch.from_numpy(crop)[None], target
 
 

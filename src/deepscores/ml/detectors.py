@@ -6,6 +6,7 @@ Presets give each (detector, machine) pair its model, crop and tile sizes, batch
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ from torch import nn
 from deepscores.errors import DeepScoresError
 from deepscores.ml.detect_data import clip_targets, ink
 from deepscores.ml.models import create_model
-from deepscores.ml.models.fcn_detector import decode, fcn_loss
+from deepscores.ml.models.fcn_detector import decode, encode_batch_item, fcn_loss
 from deepscores.ml.tiling import BoxSet, cut_tile, merge_tile_detections, page_tiles
 
 DETECTORS = ("fcn", "faster-rcnn")
@@ -59,6 +60,17 @@ def build_detector(detector: str, model_name: str, num_classes: int) -> nn.Modul
     if detector == "faster-rcnn" and not hasattr(model, "rpn"):
         raise DeepScoresError(f"model {model_name!r} is not a Faster R-CNN")
     return model
+
+
+def target_transform(detector: str, num_classes: int, crop_px: int):
+    """What the crops' loader workers add to each target (the FCN's heatmap encoding), or None."""
+    if detector != "fcn":
+        return None
+    return functools.partial(_with_fcn_encoding, num_classes=num_classes, size_px=crop_px)
+
+
+def _with_fcn_encoding(target: dict[str, torch.Tensor], num_classes: int, size_px: int) -> dict[str, torch.Tensor]:
+    return {**target, **encode_batch_item(target, num_classes, size_px)}
 
 
 def detection_loss(detector: str, model: nn.Module, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]

@@ -26,7 +26,7 @@ from deepscores.evaluation.records import corners_of_xyxy
 from deepscores.formats.atomic import atomic_write_text
 from deepscores.ml.detect_data import (ClassIndex, DetectionCrops, PageBoxes, collate_crops, load_split,
                                        read_page_image)
-from deepscores.ml.detectors import build_detector, detect_page, detection_loss, preset_of
+from deepscores.ml.detectors import build_detector, detect_page, detection_loss, preset_of, target_transform
 from deepscores.ml.runs import atomic_torch_save, resolve_device, training_progress, write_history
 
 
@@ -104,7 +104,11 @@ def train_detect(data_dir: str | Path, out_dir: str | Path, detector: str = "fcn
     out = Path(out_dir)
     dev = resolve_device(device)
     train_data = load_split(data_dir, "train")
-    class_ids = tuple(sorted(train_data.class_names))
+    # Outputs for the classes that occur in training only: a class never seen cannot be learnt, and each
+    # output is a heatmap channel of (S/4)² cells that costs CPU time in every step.
+    class_ids = tuple(sorted({int(c) for p in train_data.pages for c in p.class_ids}))
+    if not class_ids:
+        raise DeepScoresError(f"{train_data.source}: the train split has no boxes")
     config = DetectConfig(
         task="detect", data_dir=str(Path(data_dir).resolve()), detector=detector, preset=preset, model=spec.model,
         class_ids=class_ids, class_names=tuple(train_data.class_names[c] for c in class_ids),
@@ -141,7 +145,7 @@ def train_detect(data_dir: str | Path, out_dir: str | Path, detector: str = "fcn
         # -- data ----------------------------------------------------------------------------------
         classes = ClassIndex(class_ids)
         crops = DetectionCrops(train_data.pages, classes, config.crop_px, crops_per_page=max(1, config.batch_size // 2),
-                               seed=config.seed)
+                               seed=config.seed, target_transform=target_transform(detector, len(classes), config.crop_px))
         n_workers = workers if workers is not None else (1 if dev.type == "cpu" else 4)
         val = load_split(data_dir, "val").pages
         val = [val[i] for i in np.linspace(0, len(val) - 1, min(config.val_pages, len(val))).astype(int)] if val else []

@@ -138,40 +138,51 @@ def encode_targets(boxes: np.ndarray, labels: np.ndarray, num_classes: int, size
     return heatmap, cell, box
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """CenterNet's penalty-reduced focal loss, summed and divided by the number of peaks."""
-    p = torch.sigmoid(logits.float()).clamp(1e-4, 1 - 1e-4)
-    peak = target.eq(1.0)
-    pos = torch.log(p) * (1 - p) ** 2 * peak
-    neg = torch.log(1 - p) * p ** 2 * (1 - target) ** 4 * ~peak
-    return -(pos.sum() + neg.sum()) / peak.sum().clamp(min=1)
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, peaks: torch.Tensor) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss, summed and divided by the number of peaks.
+
+    ``peaks``: flat indices of the cells where ``target`` is 1. The negative term's weight (1 − t)⁴ is
+    0 there, so it needs no mask, and the positive term is read at the peaks only: five page-sized
+    operations instead of a dozen, which matters on CPU (the heatmap has K × (S/4)² cells).
+    """
+    logits = logits.float()
+    p = torch.sigmoid(logits)
+    negative = (F.logsigmoid(-logits) * p * p * (1 - target).pow(4)).sum()
+    at_peaks = logits.flatten()[peaks]
+    positive = (F.logsigmoid(at_peaks) * (1 - torch.sigmoid(at_peaks)) ** 2).sum()
+    return -(positive + negative) / max(1, len(peaks))
 
 
 def fcn_loss(outputs: tuple[torch.Tensor, torch.Tensor], targets: list[dict[str, torch.Tensor]],
              size_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """Heatmap focal loss + L1 on the box targets at the true centres."""
+    """Heatmap focal loss + L1 on the box targets at the true centres. ``targets`` hold ``boxes`` and
+    ``labels``, or already their encoding (``encode_batch_item``), made in the loader's workers."""
     heat_logits, box_pred = outputs
     n, k, cells, _ = heat_logits.shape
-    heat, cell_index, box_target, sample = [], [], [], []
-    for i, t in enumerate(targets):
-        hm, cell, box = encode_targets(t["boxes"].numpy(), t["labels"].numpy(), k, cells * STRIDE)
-        heat.append(torch.from_numpy(hm))
-        cell_index.append(torch.from_numpy(cell))
-        box_target.append(torch.from_numpy(box))
-        sample.append(torch.full((len(cell),), i, dtype=torch.int64))
+    encoded = [t if "heatmap" in t else encode_batch_item(t, k, cells * STRIDE) for t in targets]
     device = heat_logits.device
-    heat_loss = focal_loss(heat_logits, torch.stack(heat).to(device))
-    cells_flat = torch.cat(cell_index).to(device)
-    samples = torch.cat(sample).to(device)
+    heat = torch.stack([t["heatmap"] for t in encoded]).to(device)
+    peaks = torch.cat([t["peaks"] + i * k * cells * cells for i, t in enumerate(encoded)]).to(device)
+    heat_loss = focal_loss(heat_logits, heat, peaks)
+    cells_flat = torch.cat([t["cells"] for t in encoded]).to(device)
+    samples = torch.cat([torch.full((len(t["cells"]),), i, dtype=torch.int64) for i, t in enumerate(encoded)]).to(device)
     if len(cells_flat):
         flat = box_pred.float().flatten(2)  # (N, 4, cells²)
         pred = flat[samples, :, cells_flat]
-        l1 = F.l1_loss(pred, torch.cat(box_target).to(device), reduction="none")
+        l1 = F.l1_loss(pred, torch.cat([t["box"] for t in encoded]).to(device), reduction="none")
         size_loss, offset_loss = l1[:, :2].mean(), l1[:, 2:].mean()
     else:
         size_loss = offset_loss = box_pred.sum() * 0.0
     total = heat_loss + size_weight * size_loss + offset_loss
     return total, {"heatmap": heat_loss.item(), "size": size_loss.item(), "offset": offset_loss.item()}
+
+
+def encode_batch_item(target: dict[str, torch.Tensor], num_classes: int, size_px: int) -> dict[str, torch.Tensor]:
+    """A crop's boxes and labels → tensors for ``fcn_loss``: heatmap, peak indices (flat in the heatmap),
+    centre cells and box targets."""
+    hm, cell, box = encode_targets(target["boxes"].numpy(), target["labels"].numpy(), num_classes, size_px)
+    return {"heatmap": torch.from_numpy(hm), "peaks": torch.from_numpy(np.flatnonzero(hm.ravel() == 1.0)),
+            "cells": torch.from_numpy(cell), "box": torch.from_numpy(box)}
 
 
 @torch.no_grad()
