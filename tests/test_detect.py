@@ -18,7 +18,7 @@ from typer.testing import CliRunner  # noqa: E402
 from deepscores.cli import app  # noqa: E402
 from deepscores.ml.detect_data import ClassIndex, DetectionCrops, collate_crops, load_split  # noqa: E402
 from deepscores.ml.detectors import detection_loss  # noqa: E402
-from deepscores.ml.models import create_model  # noqa: E402
+from deepscores.ml.models import create_model, list_models  # noqa: E402
 from deepscores.ml.models.fcn_detector import STRIDE, decode, encode_targets  # noqa: E402
 from deepscores.ml.predict_detect import evaluate_detect_run, predict_detect  # noqa: E402
 from deepscores.ml.tiling import BoxSet, Tile, merge_tile_detections, page_tiles, tile_origins  # noqa: E402
@@ -96,6 +96,16 @@ def test_encoded_targets_decode_to_the_same_boxes():
     order = np.argsort(classes)
     assert classes[order].tolist() == [0, 1, 2]
     np.testing.assert_allclose(found_boxes[order], boxes[[0, 2, 1]], atol=1e-3)
+
+
+@pytest.mark.parametrize("name", list_models("detect"))
+def test_every_registered_detector_finds_boxes_in_a_blank_tile(name):
+    from deepscores.ml.detectors import detect_tiles
+
+    model = create_model(name, num_classes=5).eval()
+    found = detect_tiles("fcn" if name.startswith("fcn") else "faster-rcnn", model, torch.zeros(1, 1, 128, 96), 0.0)
+    assert len(found) == 1 and found[0].boxes.shape[1] == 4
+    assert np.all(found[0].labels >= 0) and np.all(found[0].labels < 5)
 
 
 # -- training, prediction, evaluation on real pages ---------------------------------------------------

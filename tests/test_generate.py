@@ -139,3 +139,26 @@ def test_sigkill_midway_then_resume_gives_identical_files(tmp_path):
     ref = tree_digest(reference)
     ref.pop(".deepscores-options.json", None)
     assert digest == ref
+
+
+def test_split_brings_every_class_to_training_without_emptying_val_or_test():
+    from deepscores.pipeline.finalize import split_scores
+
+    scores = [f"s{i:02d}" for i in range(20)]
+    plain = split_scores(scores, (0.6, 0.2, 0.2), seed=5)
+    assert [list(plain.values()).count(s) for s in ("train", "val", "test")] == [12, 4, 4]
+    val = sorted(s for s in scores if plain[s] == "val")
+    test = sorted(s for s in scores if plain[s] == "test")
+    classes = {s: {"noteheadBlack"} for s in scores}
+    classes[test[0]] |= {"fingering1"}            # only in test: moves to train
+    classes[val[0]] |= {"arpeggiato"}             # in two val scores, so processed after the one-score classes
+    classes[val[1]] |= {"arpeggiato"}
+    classes[val[2]] |= {"fermataAbove"}           # one score each: rarest first, and val gives at most
+    classes[val[3]] |= {"segno"}                  # half its 4 scores, so these two take val's quota
+    split = split_scores(scores, (0.6, 0.2, 0.2), seed=5, classes_of=classes)
+    assert split[test[0]] == "train"
+    assert split[val[2]] == split[val[3]] == "train"
+    assert split[val[0]] == split[val[1]] == "val"   # quota spent: arpeggiato stays out of training
+    assert {s for s in scores if split[s] != plain[s]} == {test[0], val[2], val[3]}
+    # A class some train score already holds moves nothing.
+    assert split_scores(scores, (0.6, 0.2, 0.2), seed=5, classes_of={s: {"gClef"} for s in scores}) == plain

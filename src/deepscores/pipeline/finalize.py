@@ -31,13 +31,37 @@ if TYPE_CHECKING:
 SPLITS = ("train", "val", "test")
 
 
-def split_scores(score_ids: list[str], ratios: tuple[float, float, float], seed: int) -> dict[str, str]:
-    """Score id → split. By score, never by page; a seeded order cut at the ratios."""
+def split_scores(score_ids: list[str], ratios: tuple[float, float, float], seed: int,
+                 classes_of: dict[str, set[str]] | None = None) -> dict[str, str]:
+    """Score id → split. By score, never by page: a seeded order cut at the ratios.
+
+    With ``classes_of`` (score id → the classes on its pages), every class of the dataset also reaches
+    training: for each class that no train score holds, rarest first, its first val or test score in the
+    seeded order moves to train, while val and test each keep at least half their scores. A model
+    cannot learn a class it never sees, and a test class without training data measures the split,
+    not the model. Train grows by those scores (a handful in a thousand pages); classes held by one
+    score only are then absent from val and test.
+    """
     ordered = sorted(set(score_ids), key=lambda s: (stable_hash("split", seed, s), s))
     n = len(ordered)
     n_train = round(ratios[0] * n)
     n_val = min(n - n_train, round(ratios[1] * n))
-    return {s: ("train" if i < n_train else "val" if i < n_train + n_val else "test") for i, s in enumerate(ordered)}
+    split = {s: ("train" if i < n_train else "val" if i < n_train + n_val else "test") for i, s in enumerate(ordered)}
+    if classes_of and n_train > 0:
+        holders: dict[str, list[str]] = {}
+        for score in ordered:
+            for name in classes_of.get(score, ()):
+                holders.setdefault(name, []).append(score)
+        # Val and test give up at most half their scores, so a small dataset keeps both.
+        can_give = {"val": n_val // 2, "test": (n - n_train - n_val) // 2}
+        for name in sorted(holders, key=lambda c: (len(holders[c]), c)):
+            if any(split[s] == "train" for s in holders[name]):
+                continue
+            donor = next((s for s in holders[name] if can_give[split[s]] > 0), None)
+            if donor is not None:
+                can_give[split[donor]] -= 1
+                split[donor] = "train"
+    return split
 
 
 def _final_results(plan_accepted: list[str], results: dict[str, ScoreResult], pages: int | None) -> list[ScoreResult]:
@@ -93,13 +117,14 @@ def finalize_dataset(out: Path, options: "GenerateOptions", plan: list[str], acc
 
     catalogue = load_catalogue(options.classes)
     ok = [r for r in final if r.status == "ok" and r.pages]
-    split_of = split_scores([r.score_id for r in ok], options.split, options.seed)
+    records = {r.score_id: [(p.name, read_page_xml(out / "xml_annotations" / f"{p.name}.xml")) for p in r.pages]
+               for r in ok}
+    classes_of = {score: {o.class_name for _, record in pages for o in record.objects} for score, pages in records.items()}
+    split_of = split_scores([r.score_id for r in ok], options.split, options.seed, classes_of)
     (out / "splits").mkdir(exist_ok=True)
     by_split: dict[str, list] = {s: [] for s in SPLITS}
     for result in ok:
-        for page in result.pages:
-            record = read_page_xml(out / "xml_annotations" / f"{page.name}.xml")
-            by_split[split_of[result.score_id]].append((page.name, record))
+        by_split[split_of[result.score_id]].extend(records[result.score_id])
     segmentations = _segmentation_source(out)
     for split in SPLITS:
         atomic_write_text(out / "splits" / f"{split}.txt", "".join(f"{name}\n" for name, _ in by_split[split]))

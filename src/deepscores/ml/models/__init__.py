@@ -14,24 +14,27 @@ from torch import nn
 from deepscores.errors import DeepScoresError
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_TASKS: dict[str, str] = {}
 
 
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: make ``fn(num_classes, **kw) -> nn.Module`` reachable as ``create_model(name, ...)``."""
+def register_model(name: str, task: str = "classify") -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: make ``fn(num_classes, **kw) -> nn.Module`` reachable as ``create_model(name, ...)``;
+    ``task`` (classify, detect, segment) says which interface the model has, for the tests."""
 
     def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             # Two modules claiming one name would make a saved config mean different models.
             raise DeepScoresError(f"model {name!r} is registered twice")
         _REGISTRY[name] = fn
+        _TASKS[name] = task
         return fn
 
     return add
 
 
-def list_models() -> tuple[str, ...]:
-    """Registered model names, sorted."""
-    return tuple(sorted(_REGISTRY))
+def list_models(task: str | None = None) -> tuple[str, ...]:
+    """Registered model names (of one task, if given), sorted."""
+    return tuple(sorted(n for n in _REGISTRY if task is None or _TASKS[n] == task))
 
 
 def create_model(name: str, num_classes: int, **kw: object) -> nn.Module:

@@ -54,12 +54,12 @@ def set_image_size(model: FasterRCNN, height_px: int, width_px: int) -> None:
     model.transform.max_size = max(height_px, width_px)
 
 
-@register_model("faster_rcnn_r18")
+@register_model("faster_rcnn_r18", task="detect")
 def faster_rcnn_r18(num_classes: int) -> FasterRCNN:
     return music_faster_rcnn(num_classes, "resnet18")
 
 
-@register_model("faster_rcnn_r50")
+@register_model("faster_rcnn_r50", task="detect")
 def faster_rcnn_r50(num_classes: int) -> FasterRCNN:
     return music_faster_rcnn(num_classes, "resnet50")
 

@@ -84,13 +84,13 @@ class FCNDetector(nn.Module):
         return self.heatmap(features), self.box(features)
 
 
-@register_model("fcn_detector_small")
+@register_model("fcn_detector_small", task="detect")
 def fcn_detector_small(num_classes: int) -> FCNDetector:
     """CPU size: ≈ 1.3 M parameters, ≈ 2.7 GMAC per 512² crop."""
     return FCNDetector(num_classes)
 
 
-@register_model("fcn_detector_wide")
+@register_model("fcn_detector_wide", task="detect")
 def fcn_detector_wide(num_classes: int) -> FCNDetector:
     """GPU size: twice the widths."""
     return FCNDetector(num_classes, widths=(32, 64, 128, 256, 320), pyramid=96)
