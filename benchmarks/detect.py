@@ -4,6 +4,9 @@ test split and print one table.
 
     python benchmarks/detect.py                       # the protocol: 45 min per model
     python benchmarks/detect.py --minutes 10 --test-pages 10   # a quicker look
+    # two models side by side, one core each, then the table:
+    python benchmarks/detect.py --models fcn --threads 1 & python benchmarks/detect.py --models faster-rcnn --threads 1
+    python benchmarks/detect.py --report-only
 
 Every figure comes from the run folders it writes (history.json, eval-test/metrics.json), so a table
 can be rebuilt without training again (--report-only).
@@ -76,8 +79,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--runs", type=Path, default=Path("/tmp/deepscores-detect-runs"))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (e.g. 1 to train two models side by side, one core each)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     gen = "skipped" if args.report_only else generate(args.data, args.pages, args.seed)
     rows = []

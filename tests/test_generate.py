@@ -16,6 +16,7 @@ import music21
 import pytest
 from pycocotools.coco import COCO
 
+from deepscores.errors import DeepScoresError
 from deepscores.pipeline.run import EXIT_SOME_FAILED, GenerateOptions, RunSettings, run_generate
 from deepscores.validate import validate_dataset
 from tests.musicxml import note, score, write_tiny_corpus
@@ -162,3 +163,16 @@ def test_split_brings_every_class_to_training_without_emptying_val_or_test():
     assert {s for s in scores if split[s] != plain[s]} == {test[0], val[2], val[3]}
     # A class some train score already holds moves nothing.
     assert split_scores(scores, (0.6, 0.2, 0.2), seed=5, classes_of={s: {"gClef"} for s in scores}) == plain
+
+
+def test_resume_accepts_a_record_without_options_added_later_but_names_a_changed_one(corpus_dir, tmp_path):
+    out = tmp_path / "ds"
+    tiny = sorted(corpus_dir.glob("*.musicxml"))[:1]
+    generate(tiny, out, workers=1)
+    record = out / ".deepscores-options.json"
+    saved = json.loads(record.read_text())
+    del saved["degrade"]  # as written by a version without --degrade
+    record.write_text(json.dumps(saved))
+    assert generate(tiny, out, workers=1, resume=True).exit_code == 0
+    with pytest.raises(DeepScoresError, match="these differ: seed"):
+        generate(tiny, out, workers=1, resume=True, seed=8)

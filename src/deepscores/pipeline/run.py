@@ -176,8 +176,16 @@ def _check_out_dir(options: GenerateOptions, settings: RunSettings) -> None:
     out = settings.out
     record = out / ".deepscores-options.json"
     if settings.resume:
-        if record.is_file() and json.loads(record.read_text()) != _options_record(options):
-            raise OptionsError(f"{out}: --resume needs the same options as the run that started it ({record})")
+        if record.is_file():
+            # An option added after the run started is absent from its record: at its default it
+            # changes nothing, so a dataset made by an older version still resumes.
+            defaults = _options_record(GenerateOptions())
+            saved = {**defaults, **json.loads(record.read_text())}
+            current = _options_record(options)
+            changed = sorted(k for k in current if saved.get(k) != current[k])
+            if changed:
+                raise OptionsError(f"{out}: --resume needs the same options as the run that started it "
+                                   f"({record}); these differ: {', '.join(changed)}")
     elif (out / MANIFEST).exists():
         raise OptionsError(f"{out}: already holds a dataset; pass --resume to continue it or choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
