@@ -372,6 +372,51 @@ def train_detect_command(
     Console().print(f"run: {run}")
 
 
+@train_app.command("segment")
+def train_segment_command(
+    data: Annotated[Path, typer.Argument(help="A dataset folder with images_png/, pix_annotations_png/ and splits/.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, config.json, history).")] = Path("runs/segment"),
+    preset: Annotated[str, typer.Option(help="cpu (2 cores, under an hour) or gpu (wider U-Net, larger batches).")] = "cpu",
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: the preset's).")] = None,
+    steps_per_epoch: Annotated[Optional[int], typer.Option(help="Batches per epoch (default: the preset's).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Crops per batch (default: the preset's).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option()] = 0,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Stop training after this many minutes.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+) -> None:
+    """Train the U-Net that predicts the class mask (class per pixel) on page crops."""
+    _setup_logging(False)
+    train_segment = _ml_function("deepscores.ml.train_segment", "train_segment")
+    try:
+        run = train_segment(data, out, preset=preset, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                            batch_size=batch_size, device=device, seed=seed, resume=resume, progress=True,
+                            max_minutes=max_minutes)
+    except DeepScoresError as exc:
+        _fail(exc)
+    Console().print(f"run: {run}")
+
+
+@evaluate_app.command("segment")
+def evaluate_segment_command(
+    run: Annotated[Path, typer.Argument(help="A run folder made by train segment.")],
+    data: Annotated[Path, typer.Argument(help="The dataset folder.")],
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    max_pages: Annotated[Optional[int], typer.Option(help="Score only the split's first N pages.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="metrics.json (default: RUN/eval-SPLIT/metrics.json).")] = None,
+) -> None:
+    """Per-class IoU, mean IoU (all classes and the 10 most frequent), pixel accuracy, overlays."""
+    _setup_logging(False)
+    evaluate_segment = _ml_function("deepscores.evaluation.segment", "evaluate_segment")
+    try:
+        metrics = evaluate_segment(run, data, split=split, out=out, device=device, max_pages=max_pages)
+    except DeepScoresError as exc:
+        _fail(exc)
+    Console().print(f"mIoU {metrics['mIoU']:.4f}  mIoU top-10 {metrics['mIoU_top10']:.4f}  "
+                    f"pixel accuracy {metrics['pixel_accuracy']:.4f}")
+
+
 @app.command()
 def predict(
     run: Annotated[Path, typer.Argument(help="A run folder made by train detect or train segment.")],
