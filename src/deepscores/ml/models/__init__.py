@@ -45,3 +45,4 @@ def create_model(name: str, num_classes: int, **kw: object) -> nn.Module:
 
 # Imported last: the architectures register themselves through register_model above.
 from deepscores.ml.models import resnet as _resnet  # noqa: E402,F401
+from deepscores.ml.models import unet as _unet  # noqa: E402,F401
