@@ -95,7 +95,7 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     def fmt(value: float | None) -> str:
         return "–" if value is None else f"{value:.4f}"
 
-    lines = [f"| figure | value |", "|---|---:|"]
+    lines = ["| figure | value |", "|---|---:|"]
     lines += [f"| {key} | {fmt(metrics[key])} |" for key in
               ("mIoU", "mIoU_top10", "background_IoU", "pixel_accuracy", "foreground_pixel_accuracy")]
     lines += ["", "| class | id | IoU | truth px | predicted px |", "|---|---:|---:|---:|---:|"]
@@ -154,7 +154,8 @@ def evaluate_segment(run_dir: str | Path, data_dir: str | Path, split: str = "te
     model, config = load_segment_run(run_dir, dev, checkpoint)
     label_map = config.label_map
     if read_label_map(data_dir) != label_map:
-        raise DeepScoresError(f"{Path(data_dir) / 'dataset.json'}: classes differ from the ones {run_dir} was trained on")
+        raise DeepScoresError(f"{Path(data_dir) / 'dataset.json'}: classes differ from the ones "
+                              f"{run_dir} was trained on")
     pages = pick_pages(data_dir, split)[:max_pages]
     if not pages:
         raise DeepScoresError(f"{Path(data_dir) / 'splits' / f'{split}.txt'}: no pages in split {split!r}")
@@ -178,7 +179,8 @@ def evaluate_segment(run_dir: str | Path, data_dir: str | Path, split: str = "te
                "model": config.model, "checkpoint": checkpoint, "device": dev.type,
                "tile_px": config.tile_px, "overlap_px": config.overlap_px}
     atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=1) + "\n")
-    atomic_write_text(folder / "metrics.md", f"# {config.model} on {split} ({len(pages)} pages)\n\n" + metrics_table(metrics))
+    title = f"# {config.model} on {split} ({len(pages)} pages)\n\n"
+    atomic_write_text(folder / "metrics.md", title + metrics_table(metrics))
     return metrics
 
 

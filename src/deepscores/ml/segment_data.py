@@ -95,7 +95,8 @@ def load_page(data_dir: str | Path, page: str, lut: np.ndarray) -> tuple[np.ndar
         raise FormatError(mask_path if mask.dtype != np.uint8 else root / "images_png" / f"{page}.png",
                           "expected an 8-bit greyscale PNG")
     if mask.shape != image.shape:
-        raise FormatError(mask_path, f"mask is {mask.shape[1]}×{mask.shape[0]} px, its image {image.shape[1]}×{image.shape[0]}")
+        raise FormatError(mask_path, f"mask is {mask.shape[1]}×{mask.shape[0]} px, "
+                                     f"its image {image.shape[1]}×{image.shape[0]}")
     labels = lut[mask]
     if (labels == _UNKNOWN).any():
         bad = sorted(set(np.unique(mask[labels == _UNKNOWN]).tolist()))[:5]
@@ -274,4 +275,5 @@ def crop_class_frequencies(dataset: SegmentCrops, num_outputs: int, crops: int =
         keep = _dilate((image_u8 < _INK_LEVEL) | (labels_u8 > 0), _NEAR_INK_PX)
         keep |= rng.random(labels_u8.shape, dtype=np.float32) < dataset.paper_keep
         counts += np.bincount(labels_u8[keep], minlength=num_outputs)
+    dataset._cache.clear()  # the loader's workers get a copy of the dataset: send it empty
     return counts / max(1, counts.sum())

@@ -31,8 +31,8 @@ from deepscores.ml.segment_infer import OVERLAP_PX, TILE_PX, predict_page
 
 #: Training presets: model, crops and schedule that suit a machine.
 PRESETS: dict[str, dict[str, Any]] = {
-    # 2 CPU cores: ≈ 7 crops/s → one epoch ≈ 3 min + ≈ 30 s of validation; 12 epochs ≈ 45 min.
-    "cpu": {"model": "unet_small", "crop_px": 320, "batch_size": 8, "epochs": 12, "steps_per_epoch": 150,
+    # 2 idle CPU cores: ≈ 5 crops/s → an epoch ≈ 4 min + ≈ 20 s of validation; 10 epochs ≈ 45 min.
+    "cpu": {"model": "unet_small", "crop_px": 320, "batch_size": 8, "epochs": 10, "steps_per_epoch": 150,
             "val_pages": 4},
     "gpu": {"model": "unet_gpu", "crop_px": 512, "batch_size": 16, "epochs": 40, "steps_per_epoch": 500,
             "val_pages": 32},
