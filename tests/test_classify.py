@@ -58,8 +58,9 @@ def test_paper_preset_has_25_conv_layers_and_about_8m_parameters():
     assert 7.5e6 <= count_parameters(model) <= 8.5e6
 
 
+# The classifiers of the registry (it also holds detectors and U-Nets, tested in their own files).
 @pytest.mark.parametrize("name", list_models("classify"))
-def test_every_registered_model_maps_a_patch_batch_to_logits(name):
+def test_every_registered_classifier_maps_a_patch_batch_to_logits(name):
     model = create_model(name, num_classes=7).eval()
     with torch.no_grad():
         assert model(torch.zeros(2, 1, 220, 120)).shape == (2, 7)

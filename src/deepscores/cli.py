@@ -435,8 +435,9 @@ def predict(
             written = predict_detect(run, images, out, device=device, score_threshold=score_threshold,
                                      ground_truth=ground_truth)
         else:
-            predict_segment = _ml_function("deepscores.ml.predict_segment", "predict_segment")
-            written = predict_segment(run, images, out, device=device)
+            predict_segment = _ml_function("deepscores.evaluation.segment", "predict_segment")
+            masks = predict_segment(run, images, out, device=device)
+            written = f"{len(masks)} masks in {out}"
     except DeepScoresError as exc:
         _fail(exc)
     Console().print(f"wrote {written}")

@@ -50,3 +50,4 @@ def create_model(name: str, num_classes: int, **kw: object) -> nn.Module:
 from deepscores.ml.models import resnet as _resnet  # noqa: E402,F401
 from deepscores.ml.models import fcn_detector as _fcn_detector  # noqa: E402,F401
 from deepscores.ml.models import faster_rcnn as _faster_rcnn  # noqa: E402,F401
+from deepscores.ml.models import unet as _unet  # noqa: E402,F401
