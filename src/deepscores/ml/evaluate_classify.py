@@ -15,7 +15,7 @@ from deepscores.formats.atomic import atomic_write_text
 from deepscores.ml.datasets import PatchDataset, make_loader
 from deepscores.ml.metrics import accuracy, confusion_matrix, macro_accuracy, per_class_accuracy, top_confusions
 from deepscores.ml.models import create_model
-from deepscores.ml.runs import resolve_device
+from deepscores.ml.runs import read_checkpoint, resolve_device
 from deepscores.ml.train_classify import TrainConfig, predict
 
 
@@ -23,19 +23,12 @@ def load_run(run_dir: str | Path, device: torch.device,
              checkpoint: str = "best") -> tuple[torch.nn.Module, TrainConfig, list[str]]:
     """The model of ``best.pt`` (else ``checkpoint.pt``; ``checkpoint='last'``: only ``checkpoint.pt``)
     in ``run_dir``, in eval mode on ``device``."""
-    if checkpoint not in ("best", "last"):
-        raise DeepScoresError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
-    run = Path(run_dir)
-    names = ("best.pt", "checkpoint.pt") if checkpoint == "best" else ("checkpoint.pt",)
-    path = next((run / n for n in names if (run / n).is_file()), None)
-    if path is None:
-        raise DeepScoresError(f"{run}: no best.pt or checkpoint.pt (not a training run folder)")
+    path, state = read_checkpoint(run_dir, checkpoint)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
         config = TrainConfig.from_json(state["config"])
         model = create_model(config.model, num_classes=len(state["class_names"]))
         model.load_state_dict(state["model"])
-    except (OSError, RuntimeError, KeyError, TypeError) as exc:
+    except (RuntimeError, KeyError, TypeError) as exc:
         raise DeepScoresError(f"{path}: unreadable checkpoint ({' '.join(str(exc).split())[:200]})") from None
     return model.to(device).eval(), config, list(state["class_names"])
 

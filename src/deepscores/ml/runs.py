@@ -1,5 +1,6 @@
-"""What every training run shares: the device chosen from ``--device``, checkpoints written atomically,
-the metrics history as CSV + JSON, and the progress bar."""
+"""What every training run shares: the device chosen from ``--device``, the run folder (config, resume
+rules, checkpoints written atomically and read back), seeding, the metrics history as CSV + JSON, and
+the progress bar."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import csv
 import io
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +56,64 @@ def training_progress(enabled: bool, unit: str = "samples") -> Progress:
                     TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f} {task.fields[rate]:.1f} "
                                + unit + "/s"),
                     TimeRemainingColumn(), disable=not enabled, transient=False)
+
+
+#: Config fields a resumed run may change: how long and where it trains, nothing that makes it another run.
+RESUMABLE_CHANGES = ("epochs", "max_minutes", "device")
+
+
+def start_run(out: Path, config: Any, resume: bool) -> dict[str, Any] | None:
+    """Open the run folder ``out`` for ``config`` (a frozen dataclass with ``to_json``/``from_json``):
+    with ``resume``, the last checkpoint's state if there is one (refused if the config differs in
+    anything but RESUMABLE_CHANGES); without, a folder that already holds a run is refused.
+    Writes ``config.json``."""
+    checkpoint_path = out / "checkpoint.pt"
+    checkpoint = None
+    if resume and checkpoint_path.is_file():
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        saved = type(config).from_json(checkpoint["config"])
+        changed = [f.name for f in fields(config) if f.name not in RESUMABLE_CHANGES
+                   and getattr(saved, f.name) != getattr(config, f.name)]
+        if changed:
+            raise DeepScoresError(f"{checkpoint_path}: cannot resume with different {', '.join(changed)}")
+    elif not resume and checkpoint_path.exists():
+        raise DeepScoresError(f"{checkpoint_path}: a run exists here; pass resume=True or choose another out_dir")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.json", json.dumps(config.to_json(), indent=1) + "\n")
+    return checkpoint
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch; on CPU also make kernels deterministic (same seed, same weights, at no cost there);
+    on GPU let cuDNN pick its fastest kernels (runs then agree to float noise only). Restores the
+    deterministic flag on exit."""
+    torch.manual_seed(seed)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def read_checkpoint(run_dir: str | Path, checkpoint: str = "best") -> tuple[Path, dict[str, Any]]:
+    """The state saved in a run folder: ``best.pt`` (else ``checkpoint.pt``), or with ``checkpoint='last'``
+    only ``checkpoint.pt``. Errors name the folder or file."""
+    if checkpoint not in ("best", "last"):
+        raise DeepScoresError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    run = Path(run_dir)
+    names = ("best.pt", "checkpoint.pt") if checkpoint == "best" else ("checkpoint.pt",)
+    path = next((run / n for n in names if (run / n).is_file()), None)
+    if path is None:
+        raise DeepScoresError(f"{run}: no best.pt or checkpoint.pt (not a training run folder)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise DeepScoresError(f"{path}: unreadable checkpoint ({' '.join(str(exc).split())[:200]})") from None
+    if not isinstance(state, dict) or "config" not in state or "model" not in state:
+        raise DeepScoresError(f"{path}: not a checkpoint of a deepscores run")
+    return path, state

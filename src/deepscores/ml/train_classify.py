@@ -8,7 +8,6 @@ with the best val macro accuracy; what evaluation loads) and ``history.csv`` / `
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, fields
@@ -19,11 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from deepscores.errors import DeepScoresError
-from deepscores.formats.atomic import atomic_write_text
 from deepscores.ml.datasets import PatchDataset, make_loader
 from deepscores.ml.metrics import macro_accuracy
 from deepscores.ml.models import create_model
-from deepscores.ml.runs import atomic_torch_save, resolve_device, training_progress, write_history
+from deepscores.ml.runs import atomic_torch_save, resolve_device, seeded, start_run, training_progress, write_history
 
 #: Training presets: the model and the batch size that suit a machine.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -99,30 +97,10 @@ def train_classify(data_dir: str | Path, out_dir: str | Path, preset: str = "sma
     if config.epochs < 1 or config.batch_size < 1:
         raise DeepScoresError(f"epochs and batch_size must be >= 1, got {config.epochs} and {config.batch_size}")
     checkpoint_path = out / "checkpoint.pt"
-    checkpoint = None
-    if resume and checkpoint_path.is_file():
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        saved = TrainConfig.from_json(checkpoint["config"])
-        # Only how long to train may change on resume; anything else would make a different run.
-        changed = [f.name for f in fields(TrainConfig)
-                   if f.name not in ("epochs", "max_minutes", "device")
-                   and getattr(saved, f.name) != getattr(config, f.name)]
-        if changed:
-            raise DeepScoresError(f"{checkpoint_path}: cannot resume with different {', '.join(changed)}")
-    elif not resume and checkpoint_path.exists():
-        raise DeepScoresError(f"{checkpoint_path}: a run exists here; pass resume=True or choose another out_dir")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.json", json.dumps(config.to_json(), indent=1) + "\n")
+    checkpoint = start_run(out, config, resume)
 
     # -- seed --------------------------------------------------------------------------------------
-    torch.manual_seed(config.seed)
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    if dev.type == "cpu":
-        torch.use_deterministic_algorithms(True)  # same seed, same weights (CPU kernels allow it at no cost)
-    else:
-        torch.backends.cudnn.benchmark = True     # on GPU speed wins; runs agree to float noise only
-
-    try:
+    with seeded(config.seed, dev):
         # -- data ----------------------------------------------------------------------------------
         train_set = PatchDataset(config.data_dir, "train", holdout_font=config.holdout_font)
         val_set = PatchDataset(config.data_dir, "val", holdout_font=config.holdout_font)
@@ -199,6 +177,4 @@ def train_classify(data_dir: str | Path, out_dir: str | Path, preset: str = "sma
                 write_history(out, history)
                 if cut_short:
                     break
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
     return out

@@ -9,7 +9,6 @@ history; what ``resume=True`` continues from), ``best.pt`` (best val mAP@.5; wha
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, fields
@@ -23,11 +22,11 @@ from torch.utils.data import DataLoader
 from deepscores.errors import DeepScoresError
 from deepscores.evaluation import Detections, GroundTruth, evaluate_detections
 from deepscores.evaluation.records import corners_of_xyxy
-from deepscores.formats.atomic import atomic_write_text
 from deepscores.ml.detect_data import (ClassIndex, DetectionCrops, PageBoxes, collate_crops, load_split,
                                        read_page_image)
 from deepscores.ml.detectors import build_detector, detect_page, detection_loss, preset_of, target_transform
-from deepscores.ml.runs import atomic_torch_save, resolve_device, training_progress, write_history
+from deepscores.ml.runs import (atomic_torch_save, read_checkpoint, resolve_device, seeded, start_run,
+                                training_progress, write_history)
 
 
 @dataclass(frozen=True)
@@ -120,28 +119,10 @@ def train_detect(data_dir: str | Path, out_dir: str | Path, detector: str = "fcn
     if min(config.epochs, config.steps_per_epoch, config.batch_size) < 1:
         raise DeepScoresError("epochs, steps_per_epoch and batch_size must be >= 1")
     checkpoint_path = out / "checkpoint.pt"
-    checkpoint = None
-    if resume and checkpoint_path.is_file():
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        saved = DetectConfig.from_json(checkpoint["config"])
-        changed = [f.name for f in fields(DetectConfig) if f.name not in ("epochs", "max_minutes", "device")
-                   and getattr(saved, f.name) != getattr(config, f.name)]
-        if changed:
-            raise DeepScoresError(f"{checkpoint_path}: cannot resume with different {', '.join(changed)}")
-    elif not resume and checkpoint_path.exists():
-        raise DeepScoresError(f"{checkpoint_path}: a run exists here; pass resume=True or choose another out_dir")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.json", json.dumps(config.to_json(), indent=1) + "\n")
+    checkpoint = start_run(out, config, resume)
 
     # -- seed --------------------------------------------------------------------------------------
-    torch.manual_seed(config.seed)
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    if dev.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        torch.backends.cudnn.benchmark = True
-
-    try:
+    with seeded(config.seed, dev):
         # -- data ----------------------------------------------------------------------------------
         classes = ClassIndex(class_ids)
         crops = DetectionCrops(train_data.pages, classes, config.crop_px, crops_per_page=max(1, config.batch_size // 2),
@@ -227,21 +208,14 @@ def train_detect(data_dir: str | Path, out_dir: str | Path, detector: str = "fcn
                 write_history(out, history)
                 if cut_short:
                     break
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
     return out
 
 
-def load_detector(run_dir: str | Path, device: torch.device, which: str = "best") -> tuple[DetectConfig, torch.nn.Module]:
+def load_detector(run_dir: str | Path, device: torch.device, checkpoint: str = "best"
+                  ) -> tuple[DetectConfig, torch.nn.Module]:
     """A trained run's config and model (``best.pt``, else ``checkpoint.pt``) in eval mode on ``device``."""
-    run = Path(run_dir)
-    path = run / f"{which}.pt"
-    if not path.is_file():
-        path = run / "checkpoint.pt"
-    if not path.is_file():
-        raise DeepScoresError(f"{run}: no best.pt or checkpoint.pt (is it a run folder made by train detect?)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("config", {}).get("task") != "detect":
+    path, state = read_checkpoint(run_dir, checkpoint)
+    if state["config"].get("task") != "detect":
         raise DeepScoresError(f"{path}: not a detection run")
     config = DetectConfig.from_json(state["config"])
     model = build_detector(config.detector, config.model, len(config.class_ids))

@@ -24,7 +24,8 @@ from deepscores.errors import DeepScoresError
 from deepscores.evaluation.segment import confusion_matrix, segmentation_metrics
 from deepscores.formats.atomic import atomic_write_text
 from deepscores.ml.models import create_model
-from deepscores.ml.runs import atomic_torch_save, resolve_device, training_progress, write_history
+from deepscores.ml.runs import (atomic_torch_save, read_checkpoint, resolve_device, seeded, start_run,
+                                training_progress, write_history)
 from deepscores.ml.segment_data import (IGNORE_INDEX, LabelMap, SegmentCrops, crop_class_frequencies, load_page,
                                         make_crop_loader, pick_pages, read_label_map)
 from deepscores.ml.segment_infer import OVERLAP_PX, TILE_PX, predict_page
@@ -144,31 +145,11 @@ def train_segment(data_dir: str | Path, out_dir: str | Path, preset: str = "cpu"
         raise DeepScoresError(f"epochs, steps_per_epoch and batch_size must be >= 1, got "
                               f"{config.epochs}, {config.steps_per_epoch} and {config.batch_size}")
     checkpoint_path = out / "checkpoint.pt"
-    checkpoint = None
-    if resume and checkpoint_path.is_file():
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        saved = SegmentTrainConfig.from_json(checkpoint["config"])
-        # Only how long to train may change on resume; anything else would make a different run.
-        changed = [f.name for f in fields(SegmentTrainConfig)
-                   if f.name not in ("epochs", "max_minutes", "device")
-                   and getattr(saved, f.name) != getattr(config, f.name)]
-        if changed:
-            raise DeepScoresError(f"{checkpoint_path}: cannot resume with different {', '.join(changed)}")
-    elif not resume and checkpoint_path.exists():
-        raise DeepScoresError(f"{checkpoint_path}: a run exists here; pass resume=True or choose another out_dir")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.json", json.dumps(config.to_json(), indent=1) + "\n")
-
-    # -- seed --------------------------------------------------------------------------------------
-    torch.manual_seed(config.seed)
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    if dev.type == "cpu":
-        torch.use_deterministic_algorithms(True)  # same seed, same weights
-    else:
-        torch.backends.cudnn.benchmark = True     # on GPU speed wins; runs agree to float noise only
+    checkpoint = start_run(out, config, resume)
     amp = dev.type == "cuda"
 
-    try:
+    # -- seed --------------------------------------------------------------------------------------
+    with seeded(config.seed, dev):
         # -- data ----------------------------------------------------------------------------------
         crops = SegmentCrops(config.data_dir, "train", label_map, config.steps_per_epoch * config.batch_size,
                              config.crop_px, config.seed, config.centre_on_symbol, config.paper_keep)
@@ -263,8 +244,6 @@ def train_segment(data_dir: str | Path, out_dir: str | Path, preset: str = "cpu"
                 write_history(out, history)
                 if cut_short:
                     break
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
     return out
 
 
@@ -272,20 +251,13 @@ def load_segment_run(run_dir: str | Path, device: torch.device,
                      checkpoint: str = "best") -> tuple[torch.nn.Module, SegmentTrainConfig]:
     """The model of ``best.pt`` (else ``checkpoint.pt``; ``checkpoint='last'``: only ``checkpoint.pt``)
     in ``run_dir``, in eval mode on ``device``, with its config (``config.label_map`` maps indices to ids)."""
-    if checkpoint not in ("best", "last"):
-        raise DeepScoresError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
-    run = Path(run_dir)
-    names = ("best.pt", "checkpoint.pt") if checkpoint == "best" else ("checkpoint.pt",)
-    path = next((run / n for n in names if (run / n).is_file()), None)
-    if path is None:
-        raise DeepScoresError(f"{run}: no best.pt or checkpoint.pt (not a training run folder)")
+    path, state = read_checkpoint(run_dir, checkpoint)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
         config = SegmentTrainConfig.from_json(state["config"])
         model = create_model(config.model, num_classes=config.label_map.num_outputs)
         model.load_state_dict(state["model"])
-    except (OSError, RuntimeError, KeyError, TypeError, EOFError, ValueError) as exc:
-        raise DeepScoresError(f"{path}: unreadable checkpoint ({' '.join(str(exc).split())[:200]})") from None
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise DeepScoresError(f"{path}: not a segmentation checkpoint ({' '.join(str(exc).split())[:200]})") from None
     model = model.to(device).eval()
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
