@@ -25,6 +25,7 @@ from deepscores.svg import Ink, ParsedSvg, parse_svg
 #: A glyph drawn below this fraction of the page's usual notehead size is a cue/grace ("small") one.
 SMALL_GLYPH_RATIO = 0.85
 _EPS = 1e-4
+_UNSEEN = object()
 
 log = logging.getLogger("deepscores.annotate")
 
@@ -86,23 +87,27 @@ def collect_instances(parsed: ParsedSvg, vocabulary: str = "deepscores") -> tupl
     normal = normal_glyph_scale(parsed)
     v2 = vocabulary in V2_VOCABULARIES
     unmapped: Counter = Counter()
-    memo: dict[GlyphContext, str | None] = {}  # the same glyph recurs in the same context hundreds of times
+    # The same glyph recurs in the same context hundreds of times. The memo is keyed by the fields
+    # of its GlyphContext as a plain tuple (the dataclass's own hash is Python code, per ink).
+    memo: dict[tuple, str | None] = {}
+    small_below = SMALL_GLYPH_RATIO * normal if normal is not None else None
     instances: list[_Instance] = []
     grouped: dict[tuple, _Instance] = {}
     for ink in parsed.inks:
-        small = normal is not None and ink.kind == "use" and ink.scale < SMALL_GLYPH_RATIO * normal
+        is_use = ink.kind == "use"
+        small = small_below is not None and is_use and ink.scale < small_below
         rect = None
         rel_position = None
-        if ink.kind == "use" and ink.glyph.startswith("notehead"):
+        if is_use and ink.glyph.startswith("notehead"):
             rect = ink.page_bounds()
             rel_position = _rel_position(ink, rect, parsed)
         opening = _opening(ink) if v2 and ink.kind in ("polyline", "path") and ink.groups[-1:] == ("hairpin",) else ""
         # The v1 rules get exactly the context they always had, so v1 output cannot change.
-        ctx = (GlyphContext(ink.glyph, ink.groups, small, ink.clef_line, rel_position, opening) if v2
-               else GlyphContext(ink.glyph, ink.groups, small, ink.clef_line))
-        if ctx not in memo:
-            memo[ctx] = classify(ctx, vocabulary)
-        class_name = memo[ctx]
+        fields = ((ink.glyph, ink.groups, small, ink.clef_line, rel_position, opening) if v2
+                  else (ink.glyph, ink.groups, small, ink.clef_line))
+        class_name = memo.get(fields, _UNSEEN)
+        if class_name is _UNSEEN:
+            class_name = memo[fields] = classify(GlyphContext(*fields), vocabulary)
         if class_name is None:
             if ink.kind == "use" or (ink.kind == "text" and not ink.glyph.startswith("text:")):
                 unmapped[ink.glyph] += 1
@@ -237,7 +242,7 @@ def annotate(
             rel_position=inst.rel_position,
             o_bbox=extents.o_bboxes[index] if extents else None,
             area_px=int(extents.masks[index].sum()) if extents else None,
-            onset=onset_of(first.timing_ids, page.onsets, parsed.members),
+            onset=onset_of(first.timing_ids, page.onsets, parsed.members) if page.onsets else None,
         ))
     symbols = mark_occlusion(symbols, instance_map)
     return Page(

@@ -46,6 +46,7 @@ _SKIPPED = frozenset(("defs", "style", "desc", "title", "metadata", ""))
 _MIN_STROKE_UNITS = 1.0
 _CAPS = {"round": skia.Paint.kRound_Cap, "square": skia.Paint.kSquare_Cap, "butt": skia.Paint.kButt_Cap}
 _JOINS = {"round": skia.Paint.kRound_Join, "bevel": skia.Paint.kBevel_Join, "miter": skia.Paint.kMiter_Join}
+_BUTT, _MITER = skia.Paint.kButt_Cap, skia.Paint.kMiter_Join
 
 
 @dataclass(slots=True)
@@ -84,8 +85,7 @@ class Ink:
             if self.fill:
                 rect.join(self.local_bounds)
         else:
-            rect = skia.Rect(self.local_bounds.left(), self.local_bounds.top(),
-                             self.local_bounds.right(), self.local_bounds.bottom())
+            rect = self.local_bounds  # mapRect returns a new rect; the shared bounds stay as they are
         return self.matrix.mapRect(rect)
 
     @property
@@ -189,6 +189,7 @@ class _Walker:
     # -- tree walk ----------------------------------------------------------------------
     def walk(self, el: etree._Element, matrix: skia.Matrix, groups: tuple[str, ...], owner: str,
              hidden: bool, line: int | None = None) -> None:
+        # The hot loop of a page (a thousand elements): each attribute is read once, with get().
         tags = self.tags
         for child in el:
             raw = child.tag
@@ -197,22 +198,27 @@ class _Walker:
                 tag = tags[raw] = raw.rsplit("}", 1)[-1]
             if tag in _SKIPPED:
                 continue
-            local = matrix
-            if "transform" in child.attrib and tag != "use":
-                local = skia.Matrix.Concat(matrix, parse_transform(child.get("transform")))
-            child_owner = child.get("id") or owner
+            get = child.get
+            transform = get("transform")
+            if tag == "use":
+                if not hidden:
+                    self._use(child, matrix, groups, owner, line, transform)
+                continue
+            local = matrix if transform is None else skia.Matrix.Concat(matrix, parse_transform(transform))
+            child_id = get("id")
+            child_owner = child_id or owner
             if tag == "g":
-                cls = child.get("class") or ""
-                child_hidden = (hidden or child.get("visibility") == "hidden"
+                cls = get("class") or ""
+                child_hidden = (hidden or get("visibility") == "hidden"
                                 or bool(self.hidden_classes and not self.hidden_classes.isdisjoint(cls.split())))
-                data_line = child.get("data-line")
+                data_line = get("data-line")
                 outer = self.staff_id, self.system_id, self.timing_ids
                 kind = cls.split(" ", 1)[0]
                 if kind == "staff":
                     self.staff_id = child_owner
                 elif kind == "system":
                     self.system_id = child_owner
-                elif kind in _TIMED and child.get("id"):
+                elif kind in _TIMED and child_id:
                     if kind in _EVENTS:
                         for container in self.timing_ids:
                             self.members.setdefault(container, []).append(child_owner)
@@ -222,8 +228,6 @@ class _Walker:
                 self.staff_id, self.system_id, self.timing_ids = outer
             elif hidden:
                 continue
-            elif tag == "use":
-                self._use(child, local, groups, owner, line)
             elif tag == "text":
                 self._text(child, local, groups, child_owner)
             elif tag in _SHAPES:
@@ -231,15 +235,18 @@ class _Walker:
             elif tag == "svg":
                 self.walk(child, local, groups, child_owner, hidden, line)
 
-    def _use(self, el, matrix, groups, owner, line) -> None:
-        ref = (el.get(_XLINK_HREF) or el.get("href") or "").lstrip("#")
+    def _use(self, el, matrix, groups, owner, line, transform) -> None:
+        get = el.get
+        ref = (get(_XLINK_HREF) or get("href") or "").lstrip("#")
         entry = self.defs.get(ref)
         if entry is None:
             return
         path, bounds, name, font = entry
-        m = skia.Matrix.Concat(matrix, parse_transform(el.get("transform")))
-        if "x" in el.attrib or "y" in el.attrib:
-            m = skia.Matrix.Concat(m, skia.Matrix.Translate(float(el.get("x", 0)), float(el.get("y", 0))))
+        m = skia.Matrix.Concat(matrix, parse_transform(transform))
+        x, y = get("x"), get("y")
+        if x is not None or y is not None:
+            m = skia.Matrix.Concat(m, skia.Matrix.Translate(float(x if x is not None else 0),
+                                                            float(y if y is not None else 0)))
         self.inks.append(Ink(path, bounds, m, True, 0.0, None, None, None, "use", name, font, groups, owner, line,
                              self.staff_id, self.system_id, self.timing_ids))
 
@@ -274,19 +281,21 @@ class _Walker:
                 ry = float(el.get("ry", el.get("r", 0)))
                 path.addOval(skia.Rect(cx - rx, cy - ry, cx + rx, cy + ry))
             bounds = path.computeTightBounds()
-        width = float(el.get("stroke-width", 1) or 1)
+        get = el.get
+        width = float(get("stroke-width", 1) or 1)
         stroke = width if width > _MIN_STROKE_UNITS else 0.0
-        fill = el.get("fill") != "none" and tag not in ("line",)
+        fill = get("fill") != "none" and tag != "line"
         # An open two-point path (a staff line, a stem) has no area to fill.
         if fill and tag == "path" and bounds.isEmpty():
             fill = False
         if not fill and not stroke:
             return
-        dash = tuple(_numbers(el.get("stroke-dasharray"))) or None
+        dasharray = get("stroke-dasharray")
+        dash = tuple(_numbers(dasharray)) or None if dasharray else None
         self.inks.append(Ink(
             path, bounds, matrix, fill, stroke,
-            _CAPS.get(el.get("stroke-linecap", "butt"), skia.Paint.kButt_Cap),
-            _JOINS.get(el.get("stroke-linejoin", "miter"), skia.Paint.kMiter_Join),
+            _CAPS.get(get("stroke-linecap", "butt"), _BUTT),
+            _JOINS.get(get("stroke-linejoin", "miter"), _MITER),
             dash if dash and len(dash) % 2 == 0 else None,
             tag, tag, "", groups, owner, None, self.staff_id, self.system_id, self.timing_ids))
 
