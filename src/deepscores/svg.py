@@ -6,6 +6,7 @@ colours come through as fill/color attributes) are ignored on purpose: ink is in
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -158,6 +159,15 @@ def _class_styles(root: etree._Element) -> dict[str, dict[str, str]]:
     return styles
 
 
+@functools.lru_cache(maxsize=4096)
+def _glyph_def(codepoint: str, d: str, flip_y: bool, page_font: str) -> tuple[skia.Path, skia.Rect, str, str]:
+    """Outline, bounds, SMuFL name and font of one glyph definition (cached: every page of a font
+    defines the same glyphs, and telling the font compares outlines)."""
+    path, bounds = path_from_d(d, flip_y)
+    font = drawing_font(codepoint, d, page_font)
+    return path, bounds, smufl_name(codepoint, font), font
+
+
 class _Walker:
     def __init__(self, page_font: str, styles: dict[str, dict[str, str]]) -> None:
         self.page_font = page_font
@@ -165,6 +175,9 @@ class _Walker:
         self.defs: dict[str, tuple[skia.Path, skia.Rect, str, str]] = {}
         self.hidden_classes = {c for c, decls in styles.items() if decls.get("visibility") == "hidden"}
         self.tags: dict[str, str] = {}
+        #: class attribute of a <g> → (its first class, whether the CSS hides it): a page has a
+        #: thousand groups and a few dozen distinct class attributes.
+        self.class_info: dict[str, tuple[str, bool]] = {}
         self.inks: list[Ink] = []
         self.staff_lines: dict[str, list[float]] = {}
         # The enclosing staff and system ids of the element being walked (set on the way down).
@@ -181,10 +194,8 @@ class _Walker:
             if not def_id or path_el is None:
                 continue
             codepoint = def_id.split("-", 1)[0].upper()
-            d = path_el.get("d", "")
-            path, bounds = path_from_d(d, "scale(1,-1)" in (path_el.get("transform") or ""))
-            font = drawing_font(codepoint, d, self.page_font)
-            self.defs[def_id] = (path, bounds, smufl_name(codepoint, font), font)
+            flip_y = "scale(1,-1)" in (path_el.get("transform") or "")
+            self.defs[def_id] = _glyph_def(codepoint, path_el.get("d", ""), flip_y, self.page_font)
 
     # -- tree walk ----------------------------------------------------------------------
     def walk(self, el: etree._Element, matrix: skia.Matrix, groups: tuple[str, ...], owner: str,
@@ -209,11 +220,14 @@ class _Walker:
             child_owner = child_id or owner
             if tag == "g":
                 cls = get("class") or ""
-                child_hidden = (hidden or get("visibility") == "hidden"
-                                or bool(self.hidden_classes and not self.hidden_classes.isdisjoint(cls.split())))
+                known = self.class_info.get(cls)
+                if known is None:
+                    known = self.class_info[cls] = (
+                        cls.split(" ", 1)[0], bool(self.hidden_classes and not self.hidden_classes.isdisjoint(cls.split())))
+                kind, hidden_by_class = known
+                child_hidden = hidden or get("visibility") == "hidden" or hidden_by_class
                 data_line = get("data-line")
                 outer = self.staff_id, self.system_id, self.timing_ids
-                kind = cls.split(" ", 1)[0]
                 if kind == "staff":
                     self.staff_id = child_owner
                 elif kind == "system":
