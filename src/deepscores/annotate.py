@@ -3,6 +3,7 @@ boxes from geometry, de-duplicate, and rasterise the image and the label maps.""
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from pathlib import Path
@@ -25,7 +26,6 @@ from deepscores.svg import Ink, ParsedSvg, parse_svg
 #: A glyph drawn below this fraction of the page's usual notehead size is a cue/grace ("small") one.
 SMALL_GLYPH_RATIO = 0.85
 _EPS = 1e-4
-_UNSEEN = object()
 
 log = logging.getLogger("deepscores.annotate")
 
@@ -82,14 +82,19 @@ def _group_key(ink: Ink, class_name: str, parsed: ParsedSvg, v2: bool) -> tuple 
     return (ink.system_id, ink.element_id, class_name) if class_name in MERGED_V2 else None
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _class_of(fields: tuple, vocabulary: str) -> str | None:
+    """``classify`` of the GlyphContext with these fields. The same glyph recurs in the same context
+    hundreds of times a page and on every page of a run; the cache is keyed by a plain tuple (the
+    dataclass's own hash is Python code, per ink)."""
+    return classify(GlyphContext(*fields), vocabulary)
+
+
 def collect_instances(parsed: ParsedSvg, vocabulary: str = "deepscores") -> tuple[list[_Instance], Counter]:
     """Classify inks in ``vocabulary`` and group them into symbol instances, in document order."""
     normal = normal_glyph_scale(parsed)
     v2 = vocabulary in V2_VOCABULARIES
     unmapped: Counter = Counter()
-    # The same glyph recurs in the same context hundreds of times. The memo is keyed by the fields
-    # of its GlyphContext as a plain tuple (the dataclass's own hash is Python code, per ink).
-    memo: dict[tuple, str | None] = {}
     small_below = SMALL_GLYPH_RATIO * normal if normal is not None else None
     instances: list[_Instance] = []
     grouped: dict[tuple, _Instance] = {}
@@ -105,9 +110,7 @@ def collect_instances(parsed: ParsedSvg, vocabulary: str = "deepscores") -> tupl
         # The v1 rules get exactly the context they always had, so v1 output cannot change.
         fields = ((ink.glyph, ink.groups, small, ink.clef_line, rel_position, opening) if v2
                   else (ink.glyph, ink.groups, small, ink.clef_line))
-        class_name = memo.get(fields, _UNSEEN)
-        if class_name is _UNSEEN:
-            class_name = memo[fields] = classify(GlyphContext(*fields), vocabulary)
+        class_name = _class_of(fields, vocabulary)
         if class_name is None:
             if ink.kind == "use" or (ink.kind == "text" and not ink.glyph.startswith("text:")):
                 unmapped[ink.glyph] += 1
@@ -151,6 +154,7 @@ def mark_occlusion(symbols: list[Symbol], instance_map: np.ndarray) -> list[Symb
 #: How far past its box the pixels of an instance are looked for: the label pass paints at most
 #: 1 px past a box (a hairline on an outline that ends exactly on a pixel edge).
 _EXTENT_MARGIN = 2
+_min, _max = np.minimum.reduce, np.maximum.reduce
 
 
 def instance_extents(instance_map: np.ndarray, boxes: np.ndarray) -> list[tuple[int, int, int, int] | None]:
@@ -168,16 +172,18 @@ def instance_extents(instance_map: np.ndarray, boxes: np.ndarray) -> list[tuple[
     for instance_id, (x0, y0, x1, y1) in enumerate(boxes.tolist(), start=1):
         wx0, wy0 = max(0, x0 - _EXTENT_MARGIN), max(0, y0 - _EXTENT_MARGIN)
         wx1, wy1 = min(width, x1 + _EXTENT_MARGIN), min(height, y1 + _EXTENT_MARGIN)
-        hits = np.flatnonzero(instance_map[wy0:wy1, wx0:wx1] == instance_id)
+        # ufuncs and methods called directly: a dense page has a thousand symbols, and numpy's
+        # Python-level wrappers (flatnonzero, min) would cost as much as the work itself.
+        hits = (instance_map[wy0:wy1, wx0:wx1] == instance_id).ravel().nonzero()[0]
         if not hits.size:
             extents.append(None)
             continue
         found += hits.size
         w = wx1 - wx0
-        # flatnonzero counts in row-major order: the first and the last hit are on the top and bottom rows.
+        # nonzero counts in row-major order: the first and the last hit are on the top and bottom rows.
         cols = hits % w
-        extents.append((wx0 + int(cols.min()), wy0 + int(hits[0]) // w,
-                        wx0 + int(cols.max()) + 1, wy0 + int(hits[-1]) // w + 1))
+        extents.append((wx0 + int(_min(cols)), wy0 + int(hits[0]) // w,
+                        wx0 + int(_max(cols)) + 1, wy0 + int(hits[-1]) // w + 1))
     if found == np.count_nonzero(instance_map):
         return extents
     slices = ndimage.find_objects(instance_map, max_label=len(boxes))

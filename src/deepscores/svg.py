@@ -144,11 +144,11 @@ def parse_transform(text: str | None) -> skia.Matrix:
     return m
 
 
-def _class_styles(root: etree._Element) -> dict[str, dict[str, str]]:
+def _class_styles(styles_text: list[str]) -> dict[str, dict[str, str]]:
     """``g.<class> {prop: value}`` rules of Verovio's embedded CSS, keyed by class name."""
     styles: dict[str, dict[str, str]] = {}
-    for style in root.iter("{*}style"):
-        for selectors, body in _CSS_RULE_RE.findall(style.text or ""):
+    for text in styles_text:
+        for selectors, body in _CSS_RULE_RE.findall(text):
             decls = dict(
                 (k.strip(), v.strip()) for k, _, v in (d.partition(":") for d in body.split(";")) if v.strip()
             )
@@ -403,8 +403,15 @@ def parse_svg(svg: str | bytes, width_px: int, height_px: int, page_font: str) -
         raise DeepScoresError("SVG page: no viewBox; not a Verovio page")
     vb = _numbers(inner.get("viewBox"))
     scale = width_px / vb[2]
-    walker = _Walker(page_font, _class_styles(root))
-    for defs in root.iter("{*}defs"):
+    # One scan of the tree finds both (a wildcard-namespace scan costs as much as the CSS itself).
+    styles, defs_elements = [], []
+    for el in root.iter("{*}style", "{*}defs"):
+        if el.tag.endswith("style"):
+            styles.append(el.text or "")
+        else:
+            defs_elements.append(el)
+    walker = _Walker(page_font, _class_styles(styles))
+    for defs in defs_elements:
         walker.read_defs(defs)
     base = skia.Matrix.Concat(skia.Matrix.Scale(scale, scale), skia.Matrix.Translate(-vb[0], -vb[1]))
     walker.walk(inner, base, (), "", False)

@@ -49,7 +49,6 @@ def encode_png(array: np.ndarray) -> bytes:
     block_rows = max(1, _BLOCK_BYTES // (row_bytes + 1))
     body = np.empty((min(height, block_rows), row_bytes + 1), np.uint8)
     body[:, 0] = _FILTER_UP
-    above = np.zeros(row_bytes, np.uint8)  # PNG's row above the first one
     # zlib-ng codes the same stream (same sizes) about 3× faster than the standard zlib. Its output
     # does not depend on how the input is split (tests/test_formats.py compares against one call),
     # so the page goes through in blocks: filtering a whole page first, into page-sized arrays,
@@ -62,7 +61,10 @@ def encode_png(array: np.ndarray) -> bytes:
         block = body[: stop - start]
         # "Up" stores each byte minus the one above (mod 256): a staff system repeats row after
         # row, which turns into runs of zeros that Z_RLE codes quickly.
-        np.subtract(rows[0], above, out=block[0, 1:])
+        if start:
+            np.subtract(rows[0], above, out=block[0, 1:])
+        else:
+            block[0, 1:] = rows[0]  # the row above the first one is zeros
         np.subtract(rows[1:], rows[:-1], out=block[1:, 1:])
         above = rows[-1]
         parts.append(compressor.compress(block))
