@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from deepscores.annotate import score_pages
+from deepscores.annotate import mark_occlusion, score_pages
 from deepscores.engrave import FONTS, EngraveOptions
-from deepscores.page import BACKGROUND_CLASS
+from deepscores.page import BACKGROUND_CLASS, Symbol
 from tests.musicxml import note, rest, score, write
 
 
@@ -209,3 +209,26 @@ def test_score_colours_do_not_leak_into_labels(tmp_path):
     assert a.instance_map.tobytes() == b.instance_map.tobytes()
     assert a.image.tobytes() == b.image.tobytes()
     assert [(s.class_name, s.bbox_xyxy) for s in a.symbols] == [(s.class_name, s.bbox_xyxy) for s in b.symbols]
+
+
+def test_mark_occlusion_on_a_hand_made_map(caplog):
+    """Each outcome once, with the extents scipy's find_objects gives the same map."""
+    boxes = [(10, 10, 20, 20),   # 1: spans its box exactly
+             (30, 10, 40, 20),   # 2: its right half is painted over by 3
+             (35, 8, 45, 22),    # 3: the symbol drawn over 2
+             (60, 10, 70, 20),   # 4: no pixel left anywhere: hidden
+             (80, 10, 90, 20),   # 5: one stray pixel 3 px left of its box, nothing near: logged
+             (100, 10, 110, 20)]  # 6: spans its box ±1 px (the label pass's hairline)
+    instance_map = np.zeros((40, 130), np.uint16)
+    for instance_id, (x0, y0, x1, y1) in enumerate(boxes, start=1):
+        if instance_id != 4:
+            instance_map[y0:y1, x0:x1] = instance_id
+    instance_map[15, 77] = 5
+    instance_map[9:21, 99:111] = 6
+    symbols = [Symbol(1, "x", box, i, "Leipzig") for i, box in enumerate(boxes, start=1)]
+    marked = mark_occlusion(symbols, instance_map)
+    assert [(s.hidden, s.occluded) for s in marked] == [
+        (False, False), (False, True), (False, False), (True, True), (False, False), (False, False)]
+    assert "nothing covers it" in caplog.text and "(77, 10, 90, 20)" in caplog.text
+    extents = ndimage.find_objects(instance_map, max_label=len(boxes))
+    assert extents[3] is None and (extents[4][1].start, extents[4][1].stop) == (77, 90)

@@ -62,23 +62,57 @@ def get_backend(name: str = "skia") -> RasterBackend:
         raise OptionsError(f"unknown raster backend {name!r}; available: {', '.join(backend_names())}") from None
 
 
-def _draw(canvas: skia.Canvas, ink: Ink, fill_paint: skia.Paint, antialias: bool, color: int | None,
-          blend: skia.BlendMode = skia.BlendMode.kSrcOver) -> None:
-    canvas.setMatrix(ink.matrix)
-    if ink.fill:
-        canvas.drawPath(ink.path, fill_paint)
-        if color is not None:
-            # Labels cover every pixel the outline touches, not only pixels whose centre is inside:
-            # the thin tip of a flat or a flag then still reaches its box, and the mask covers
-            # all the ink the anti-aliased image shows for the symbol.
-            canvas.drawPath(ink.path, skia.Paint(AntiAlias=False, Color=color, Style=skia.Paint.kStroke_Style,
-                                                 StrokeWidth=0, BlendMode=blend))
-    if ink.stroke_width > 0:
-        paint = stroke_paint(ink, antialias)
-        if color is not None:
-            paint.setColor(color)
-            paint.setBlendMode(blend)
-        canvas.drawPath(ink.path, paint)
+class _Pen:
+    """One canvas and the paints it draws ink with.
+
+    A page draws a thousand inks per pass; making a paint costs more than drawing a small path, and
+    so does setting a matrix, so the paints are made once per pass and recoloured, and the matrix is
+    set only when it changes (the shapes of one group share their matrix object). Each paint is in
+    exactly the state a fresh one with the same settings would be in, so the pixels are the same.
+    """
+
+    def __init__(self, canvas: skia.Canvas, antialias: bool, hairline: bool,
+                 blend: skia.BlendMode = skia.BlendMode.kSrcOver) -> None:
+        self.canvas = canvas
+        self.antialias = antialias
+        self.blend = blend
+        self.fill = skia.Paint(AntiAlias=antialias, BlendMode=blend)
+        # Labels cover every pixel the outline touches, not only pixels whose centre is inside:
+        # the thin tip of a flat or a flag then still reaches its box, and the mask covers all the
+        # ink the anti-aliased image shows for the symbol.
+        self.hairline = (skia.Paint(AntiAlias=False, Style=skia.Paint.kStroke_Style, StrokeWidth=0, BlendMode=blend)
+                         if hairline else None)
+        self.strokes: dict[tuple, skia.Paint] = {}
+        self.color = skia.ColorBLACK
+        self.matrix: skia.Matrix | None = None
+
+    def set_color(self, color: int) -> None:
+        if color != self.color:
+            self.color = color
+            self.fill.setColor(color)
+            if self.hairline is not None:
+                self.hairline.setColor(color)
+
+    def forget_matrix(self) -> None:
+        """The canvas's matrix changed behind the pen's back (canvas.restore)."""
+        self.matrix = None
+
+    def draw(self, ink: Ink) -> None:
+        if ink.matrix is not self.matrix:
+            self.canvas.setMatrix(ink.matrix)
+            self.matrix = ink.matrix
+        if ink.fill:
+            self.canvas.drawPath(ink.path, self.fill)
+            if self.hairline is not None:
+                self.canvas.drawPath(ink.path, self.hairline)
+        if ink.stroke_width > 0:
+            key = (ink.stroke_width, ink.cap, ink.join, ink.dash)
+            paint = self.strokes.get(key)
+            if paint is None:
+                paint = self.strokes[key] = stroke_paint(ink, self.antialias)
+                paint.setBlendMode(self.blend)
+            paint.setColor(self.color)
+            self.canvas.drawPath(ink.path, paint)
 
 
 @register_backend("skia")
@@ -89,10 +123,10 @@ class SkiaBackend:
         coverage = np.zeros((parsed.height_px, parsed.width_px), np.uint8)
         surface = skia.Surface.MakeRasterDirect(skia.ImageInfo.MakeA8(parsed.width_px, parsed.height_px), coverage)
         canvas = surface.getCanvas()
-        fill = skia.Paint(AntiAlias=True)
+        pen = _Pen(canvas, antialias=True, hairline=False)
         for ink in parsed.inks:
-            _draw(canvas, ink, fill, True, None)
-        del canvas, surface
+            pen.draw(ink)
+        del pen, canvas, surface
         return np.subtract(255, coverage, dtype=np.uint8)
 
     def render_labels(self, parsed: ParsedSvg, labelled: Sequence[tuple[Ink, int]],
@@ -111,15 +145,16 @@ class SkiaBackend:
         mask_surface = skia.Surface.MakeRasterDirect(skia.ImageInfo.MakeA8(parsed.width_px, parsed.height_px),
                                                      class_mask)
         mask_canvas = mask_surface.getCanvas()
+        pen = _Pen(canvas, antialias=False, hairline=True)
+        mask_pen = _Pen(mask_canvas, antialias=False, hairline=True, blend=skia.BlendMode.kSrc)
         for ink, instance_id in labelled:
             if not 0 < instance_id <= MAX_INSTANCES:
                 raise OptionsError(f"instance id {instance_id} outside 1..{MAX_INSTANCES}")
-            color = skia.Color(instance_id & 0xFF, instance_id >> 8, 0)
-            _draw(canvas, ink, skia.Paint(AntiAlias=False, Color=color), False, color)
-            alpha = skia.ColorSetARGB(class_ids[instance_id], 0, 0, 0)
-            paint = skia.Paint(AntiAlias=False, Color=alpha, BlendMode=skia.BlendMode.kSrc)
-            _draw(mask_canvas, ink, paint, False, alpha, skia.BlendMode.kSrc)
-        del canvas, surface, mask_canvas, mask_surface
+            pen.set_color(skia.Color(instance_id & 0xFF, instance_id >> 8, 0))
+            pen.draw(ink)
+            mask_pen.set_color(skia.ColorSetARGB(class_ids[instance_id], 0, 0, 0))
+            mask_pen.draw(ink)
+        del pen, mask_pen, canvas, surface, mask_canvas, mask_surface
         if sys.byteorder != "little":
             instance_map.byteswap(inplace=True)
         return instance_map, class_mask
@@ -137,17 +172,18 @@ class SkiaBackend:
         scratch = np.zeros((height, width), np.uint8)
         surface = skia.Surface.MakeRasterDirect(skia.ImageInfo.MakeA8(width, height), scratch)
         canvas = surface.getCanvas()
-        color = skia.ColorBLACK  # A8 keeps only alpha: 255 wherever the label pass would paint
-        fill = skia.Paint(AntiAlias=False, Color=color)
+        # A8 keeps only alpha: 255 wherever the label pass would paint (the pen draws black).
+        pen = _Pen(canvas, antialias=False, hairline=True)
         masks = []
         for inks, (x0, y0, x1, y1) in symbols:
             canvas.save()
             canvas.clipRect(skia.Rect(x0, y0, x1, y1))
             for ink in inks:
-                _draw(canvas, ink, fill, False, color)
+                pen.draw(ink)
             canvas.restore()
+            pen.forget_matrix()
             region = scratch[y0:y1, x0:x1]
             masks.append(region != 0)
             region[...] = 0
-        del canvas, surface
+        del pen, canvas, surface
         return masks

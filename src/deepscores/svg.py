@@ -6,6 +6,7 @@ colours come through as fill/color attributes) are ignored on purpose: ink is in
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ _SKIPPED = frozenset(("defs", "style", "desc", "title", "metadata", ""))
 _MIN_STROKE_UNITS = 1.0
 _CAPS = {"round": skia.Paint.kRound_Cap, "square": skia.Paint.kSquare_Cap, "butt": skia.Paint.kButt_Cap}
 _JOINS = {"round": skia.Paint.kRound_Join, "bevel": skia.Paint.kBevel_Join, "miter": skia.Paint.kMiter_Join}
+_BUTT, _MITER = skia.Paint.kButt_Cap, skia.Paint.kMiter_Join
 
 
 @dataclass(slots=True)
@@ -84,8 +86,7 @@ class Ink:
             if self.fill:
                 rect.join(self.local_bounds)
         else:
-            rect = skia.Rect(self.local_bounds.left(), self.local_bounds.top(),
-                             self.local_bounds.right(), self.local_bounds.bottom())
+            rect = self.local_bounds  # mapRect returns a new rect; the shared bounds stay as they are
         return self.matrix.mapRect(rect)
 
     @property
@@ -143,11 +144,11 @@ def parse_transform(text: str | None) -> skia.Matrix:
     return m
 
 
-def _class_styles(root: etree._Element) -> dict[str, dict[str, str]]:
+def _class_styles(styles_text: list[str]) -> dict[str, dict[str, str]]:
     """``g.<class> {prop: value}`` rules of Verovio's embedded CSS, keyed by class name."""
     styles: dict[str, dict[str, str]] = {}
-    for style in root.iter("{*}style"):
-        for selectors, body in _CSS_RULE_RE.findall(style.text or ""):
+    for text in styles_text:
+        for selectors, body in _CSS_RULE_RE.findall(text):
             decls = dict(
                 (k.strip(), v.strip()) for k, _, v in (d.partition(":") for d in body.split(";")) if v.strip()
             )
@@ -158,6 +159,15 @@ def _class_styles(root: etree._Element) -> dict[str, dict[str, str]]:
     return styles
 
 
+@functools.lru_cache(maxsize=4096)
+def _glyph_def(codepoint: str, d: str, flip_y: bool, page_font: str) -> tuple[skia.Path, skia.Rect, str, str]:
+    """Outline, bounds, SMuFL name and font of one glyph definition (cached: every page of a font
+    defines the same glyphs, and telling the font compares outlines)."""
+    path, bounds = path_from_d(d, flip_y)
+    font = drawing_font(codepoint, d, page_font)
+    return path, bounds, smufl_name(codepoint, font), font
+
+
 class _Walker:
     def __init__(self, page_font: str, styles: dict[str, dict[str, str]]) -> None:
         self.page_font = page_font
@@ -165,6 +175,9 @@ class _Walker:
         self.defs: dict[str, tuple[skia.Path, skia.Rect, str, str]] = {}
         self.hidden_classes = {c for c, decls in styles.items() if decls.get("visibility") == "hidden"}
         self.tags: dict[str, str] = {}
+        #: class attribute of a <g> → (its first class, whether the CSS hides it): a page has a
+        #: thousand groups and a few dozen distinct class attributes.
+        self.class_info: dict[str, tuple[str, bool]] = {}
         self.inks: list[Ink] = []
         self.staff_lines: dict[str, list[float]] = {}
         # The enclosing staff and system ids of the element being walked (set on the way down).
@@ -181,14 +194,13 @@ class _Walker:
             if not def_id or path_el is None:
                 continue
             codepoint = def_id.split("-", 1)[0].upper()
-            d = path_el.get("d", "")
-            path, bounds = path_from_d(d, "scale(1,-1)" in (path_el.get("transform") or ""))
-            font = drawing_font(codepoint, d, self.page_font)
-            self.defs[def_id] = (path, bounds, smufl_name(codepoint, font), font)
+            flip_y = "scale(1,-1)" in (path_el.get("transform") or "")
+            self.defs[def_id] = _glyph_def(codepoint, path_el.get("d", ""), flip_y, self.page_font)
 
     # -- tree walk ----------------------------------------------------------------------
     def walk(self, el: etree._Element, matrix: skia.Matrix, groups: tuple[str, ...], owner: str,
              hidden: bool, line: int | None = None) -> None:
+        # The hot loop of a page (a thousand elements): each attribute is read once, with get().
         tags = self.tags
         for child in el:
             raw = child.tag
@@ -197,22 +209,30 @@ class _Walker:
                 tag = tags[raw] = raw.rsplit("}", 1)[-1]
             if tag in _SKIPPED:
                 continue
-            local = matrix
-            if "transform" in child.attrib and tag != "use":
-                local = skia.Matrix.Concat(matrix, parse_transform(child.get("transform")))
-            child_owner = child.get("id") or owner
+            get = child.get
+            transform = get("transform")
+            if tag == "use":
+                if not hidden:
+                    self._use(child, matrix, groups, owner, line, transform)
+                continue
+            local = matrix if transform is None else skia.Matrix.Concat(matrix, parse_transform(transform))
+            child_id = get("id")
+            child_owner = child_id or owner
             if tag == "g":
-                cls = child.get("class") or ""
-                child_hidden = (hidden or child.get("visibility") == "hidden"
-                                or bool(self.hidden_classes and not self.hidden_classes.isdisjoint(cls.split())))
-                data_line = child.get("data-line")
+                cls = get("class") or ""
+                known = self.class_info.get(cls)
+                if known is None:
+                    known = self.class_info[cls] = (
+                        cls.split(" ", 1)[0], bool(self.hidden_classes and not self.hidden_classes.isdisjoint(cls.split())))
+                kind, hidden_by_class = known
+                child_hidden = hidden or get("visibility") == "hidden" or hidden_by_class
+                data_line = get("data-line")
                 outer = self.staff_id, self.system_id, self.timing_ids
-                kind = cls.split(" ", 1)[0]
                 if kind == "staff":
                     self.staff_id = child_owner
                 elif kind == "system":
                     self.system_id = child_owner
-                elif kind in _TIMED and child.get("id"):
+                elif kind in _TIMED and child_id:
                     if kind in _EVENTS:
                         for container in self.timing_ids:
                             self.members.setdefault(container, []).append(child_owner)
@@ -222,8 +242,6 @@ class _Walker:
                 self.staff_id, self.system_id, self.timing_ids = outer
             elif hidden:
                 continue
-            elif tag == "use":
-                self._use(child, local, groups, owner, line)
             elif tag == "text":
                 self._text(child, local, groups, child_owner)
             elif tag in _SHAPES:
@@ -231,15 +249,18 @@ class _Walker:
             elif tag == "svg":
                 self.walk(child, local, groups, child_owner, hidden, line)
 
-    def _use(self, el, matrix, groups, owner, line) -> None:
-        ref = (el.get(_XLINK_HREF) or el.get("href") or "").lstrip("#")
+    def _use(self, el, matrix, groups, owner, line, transform) -> None:
+        get = el.get
+        ref = (get(_XLINK_HREF) or get("href") or "").lstrip("#")
         entry = self.defs.get(ref)
         if entry is None:
             return
         path, bounds, name, font = entry
-        m = skia.Matrix.Concat(matrix, parse_transform(el.get("transform")))
-        if "x" in el.attrib or "y" in el.attrib:
-            m = skia.Matrix.Concat(m, skia.Matrix.Translate(float(el.get("x", 0)), float(el.get("y", 0))))
+        m = skia.Matrix.Concat(matrix, parse_transform(transform))
+        x, y = get("x"), get("y")
+        if x is not None or y is not None:
+            m = skia.Matrix.Concat(m, skia.Matrix.Translate(float(x if x is not None else 0),
+                                                            float(y if y is not None else 0)))
         self.inks.append(Ink(path, bounds, m, True, 0.0, None, None, None, "use", name, font, groups, owner, line,
                              self.staff_id, self.system_id, self.timing_ids))
 
@@ -274,19 +295,21 @@ class _Walker:
                 ry = float(el.get("ry", el.get("r", 0)))
                 path.addOval(skia.Rect(cx - rx, cy - ry, cx + rx, cy + ry))
             bounds = path.computeTightBounds()
-        width = float(el.get("stroke-width", 1) or 1)
+        get = el.get
+        width = float(get("stroke-width", 1) or 1)
         stroke = width if width > _MIN_STROKE_UNITS else 0.0
-        fill = el.get("fill") != "none" and tag not in ("line",)
+        fill = get("fill") != "none" and tag != "line"
         # An open two-point path (a staff line, a stem) has no area to fill.
         if fill and tag == "path" and bounds.isEmpty():
             fill = False
         if not fill and not stroke:
             return
-        dash = tuple(_numbers(el.get("stroke-dasharray"))) or None
+        dasharray = get("stroke-dasharray")
+        dash = tuple(_numbers(dasharray)) or None if dasharray else None
         self.inks.append(Ink(
             path, bounds, matrix, fill, stroke,
-            _CAPS.get(el.get("stroke-linecap", "butt"), skia.Paint.kButt_Cap),
-            _JOINS.get(el.get("stroke-linejoin", "miter"), skia.Paint.kMiter_Join),
+            _CAPS.get(get("stroke-linecap", "butt"), _BUTT),
+            _JOINS.get(get("stroke-linejoin", "miter"), _MITER),
             dash if dash and len(dash) % 2 == 0 else None,
             tag, tag, "", groups, owner, None, self.staff_id, self.system_id, self.timing_ids))
 
@@ -380,8 +403,15 @@ def parse_svg(svg: str | bytes, width_px: int, height_px: int, page_font: str) -
         raise DeepScoresError("SVG page: no viewBox; not a Verovio page")
     vb = _numbers(inner.get("viewBox"))
     scale = width_px / vb[2]
-    walker = _Walker(page_font, _class_styles(root))
-    for defs in root.iter("{*}defs"):
+    # One scan of the tree finds both (a wildcard-namespace scan costs as much as the CSS itself).
+    styles, defs_elements = [], []
+    for el in root.iter("{*}style", "{*}defs"):
+        if el.tag.endswith("style"):
+            styles.append(el.text or "")
+        else:
+            defs_elements.append(el)
+    walker = _Walker(page_font, _class_styles(styles))
+    for defs in defs_elements:
         walker.read_defs(defs)
     base = skia.Matrix.Concat(skia.Matrix.Scale(scale, scale), skia.Matrix.Translate(-vb[0], -vb[1]))
     walker.walk(inner, base, (), "", False)
