@@ -390,7 +390,7 @@ def _side_by_side(canvas: _Canvas, root: Path, name: str, crop: tuple[int, int, 
             draw_box(left, _shift(symbol.bbox_xyxy, crop), _colour_of(catalogue, symbol.class_name))
     both = np.full((h, 2 * w + MARGIN_PX, 3), 255, np.uint8)
     both[:, :w], both[:, w + MARGIN_PX:] = left, boxed
-    canvas.title(f"(f) clean page | degraded page, each with its own boxes (same window)")
+    canvas.title("(f) clean page | degraded page, each with its own boxes (same window)")
     canvas.add("side_by_side", both)
 
 
