@@ -238,3 +238,16 @@ def test_evaluate_and_predict_write_their_files(trained_run, seg_data, tmp_path)
     mask = read_png(written[0])
     assert written[0].name == f"{page}.png" and mask.shape == PAGE_PX and mask.dtype == np.uint8
     assert set(np.unique(mask).tolist()) <= {255, *read_label_map(seg_data).class_ids}
+
+
+def test_cli_predict_tells_a_segmentation_run_from_a_detection_run(trained_run, seg_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from deepscores.cli import app
+
+    page = (seg_data / "splits" / "test.txt").read_text().split()[0]
+    out = tmp_path / "masks"
+    result = CliRunner().invoke(app, ["predict", str(trained_run), str(seg_data / "images_png" / f"{page}.png"),
+                                      "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "1 masks in" in result.output and read_png(out / f"{page}.png").shape == PAGE_PX
