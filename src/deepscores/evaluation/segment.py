@@ -141,8 +141,8 @@ def evaluate_segment(run_dir: str | Path, data_dir: str | Path, split: str = "te
                      device: str = "auto", max_pages: int | None = None, overlays: int = 3,
                      checkpoint: str = "best") -> dict[str, Any]:
     """Predict every page of ``split`` (the first ``max_pages``, sorted, when given) with tiled inference and
-    write ``metrics.json``, ``metrics.md`` and ``overlay-<page>.png`` for the first ``overlays`` pages into
-    ``out`` (default ``run_dir/eval-<split>``); returns the metrics."""
+    write the metrics to ``out`` (default ``run_dir/eval-<split>/metrics.json``), with ``metrics.md`` and
+    ``overlay-<page>.png`` for the first ``overlays`` pages beside it; returns the metrics."""
     import torch
 
     from deepscores.ml.runs import resolve_device
@@ -159,7 +159,8 @@ def evaluate_segment(run_dir: str | Path, data_dir: str | Path, split: str = "te
     pages = pick_pages(data_dir, split)[:max_pages]
     if not pages:
         raise DeepScoresError(f"{Path(data_dir) / 'splits' / f'{split}.txt'}: no pages in split {split!r}")
-    folder = Path(out) if out is not None else Path(run_dir) / f"eval-{split}"
+    out_file = Path(out) if out is not None else Path(run_dir) / f"eval-{split}" / "metrics.json"
+    folder = out_file.parent
     lut, ids, n = label_map.index_lut(), label_map.id_lut(), label_map.num_outputs
     cm = np.zeros((n, n), np.int64)
     inference_s = 0.0
@@ -178,7 +179,7 @@ def evaluate_segment(run_dir: str | Path, data_dir: str | Path, split: str = "te
                "run": str(Path(run_dir).resolve()), "data_dir": str(Path(data_dir).resolve()),
                "model": config.model, "checkpoint": checkpoint, "device": dev.type,
                "tile_px": config.tile_px, "overlap_px": config.overlap_px}
-    atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    atomic_write_text(out_file, json.dumps(metrics, indent=1) + "\n")
     title = f"# {config.model} on {split} ({len(pages)} pages)\n\n"
     atomic_write_text(folder / "metrics.md", title + metrics_table(metrics))
     return metrics
