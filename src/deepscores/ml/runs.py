@@ -83,6 +83,15 @@ def start_run(out: Path, config: Any, resume: bool) -> dict[str, Any] | None:
     return checkpoint
 
 
+def restore(checkpoint: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer
+            ) -> tuple[list[dict[str, Any]], int]:
+    """Put a checkpoint's model, optimiser and RNG state back; returns (history, epochs done)."""
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    torch.set_rng_state(checkpoint["rng_state"])
+    return checkpoint["history"], checkpoint["epoch"]
+
+
 @contextmanager
 def seeded(seed: int, device: torch.device) -> Iterator[None]:
     """Seed torch; on CPU also make kernels deterministic (same seed, same weights, at no cost there);

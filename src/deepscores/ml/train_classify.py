@@ -21,7 +21,8 @@ from deepscores.errors import DeepScoresError
 from deepscores.ml.datasets import PatchDataset, make_loader
 from deepscores.ml.metrics import macro_accuracy
 from deepscores.ml.models import create_model
-from deepscores.ml.runs import atomic_torch_save, resolve_device, seeded, start_run, training_progress, write_history
+from deepscores.ml.runs import (atomic_torch_save, resolve_device, restore, seeded, start_run, training_progress,
+                                write_history)
 
 #: Training presets: the model and the batch size that suit a machine.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -117,10 +118,7 @@ def train_classify(data_dir: str | Path, out_dir: str | Path, preset: str = "sma
         history: list[dict[str, Any]] = []
         start_epoch = 0
         if checkpoint is not None:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            torch.set_rng_state(checkpoint["rng_state"])
-            history, start_epoch = checkpoint["history"], checkpoint["epoch"]
+            history, start_epoch = restore(checkpoint, model, optimizer)
         best = max((row["val_macro_accuracy"] for row in history), default=-1.0)
 
         # -- loop ----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from deepscores.evaluation.records import corners_of_xyxy
 from deepscores.ml.detect_data import (ClassIndex, DetectionCrops, PageBoxes, collate_crops, load_split,
                                        read_page_image)
 from deepscores.ml.detectors import build_detector, detect_page, detection_loss, preset_of, target_transform
-from deepscores.ml.runs import (atomic_torch_save, read_checkpoint, resolve_device, seeded, start_run,
+from deepscores.ml.runs import (atomic_torch_save, read_checkpoint, resolve_device, restore, seeded, start_run,
                                 training_progress, write_history)
 
 
@@ -143,10 +143,7 @@ def train_detect(data_dir: str | Path, out_dir: str | Path, detector: str = "fcn
         history: list[dict[str, Any]] = []
         start_epoch = 0
         if checkpoint is not None:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            torch.set_rng_state(checkpoint["rng_state"])
-            history, start_epoch = checkpoint["history"], checkpoint["epoch"]
+            history, start_epoch = restore(checkpoint, model, optimizer)
         best = max((row["val_mAP50"] for row in history), default=-1.0)
 
         # -- loop ----------------------------------------------------------------------------------

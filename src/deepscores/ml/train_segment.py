@@ -24,7 +24,7 @@ from deepscores.errors import DeepScoresError
 from deepscores.evaluation.segment import confusion_matrix, segmentation_metrics
 from deepscores.formats.atomic import atomic_write_text
 from deepscores.ml.models import create_model
-from deepscores.ml.runs import (atomic_torch_save, read_checkpoint, resolve_device, seeded, start_run,
+from deepscores.ml.runs import (atomic_torch_save, read_checkpoint, resolve_device, restore, seeded, start_run,
                                 training_progress, write_history)
 from deepscores.ml.segment_data import (IGNORE_INDEX, LabelMap, SegmentCrops, crop_class_frequencies, load_page,
                                         make_crop_loader, pick_pages, read_label_map)
@@ -180,10 +180,7 @@ def train_segment(data_dir: str | Path, out_dir: str | Path, preset: str = "cpu"
             with torch.no_grad():
                 model.head.bias.copy_(torch.from_numpy(np.log(np.maximum(prior / prior.sum(), 1e-6))))
         else:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            torch.set_rng_state(checkpoint["rng_state"])
-            history, start_epoch = checkpoint["history"], checkpoint["epoch"]
+            history, start_epoch = restore(checkpoint, model, optimizer)
         best = max((row["val_mIoU"] for row in history), default=-1.0)
         weights_dev = weights.to(dev)
 
