@@ -83,6 +83,21 @@ def start_run(out: Path, config: Any, resume: bool) -> dict[str, Any] | None:
     return checkpoint
 
 
+def save_epoch(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: Any,
+               history: list[dict[str, Any]], score: float, best: float, **extra: Any) -> float:
+    """End of an epoch: ``checkpoint.pt`` (what resume continues from), ``best.pt`` when ``score`` beats
+    ``best``, and the history files. ``extra`` goes into the checkpoint beside the model and optimiser.
+    Returns the best score so far."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": config.to_json(),
+             "epoch": len(history), "history": history, "rng_state": torch.get_rng_state(), **extra}
+    atomic_torch_save(state, out / "checkpoint.pt")
+    if score > best:
+        best = score
+        atomic_torch_save(state, out / "best.pt")
+    write_history(out, history)
+    return best
+
+
 def restore(checkpoint: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer
             ) -> tuple[list[dict[str, Any]], int]:
     """Put a checkpoint's model, optimiser and RNG state back; returns (history, epochs done)."""

@@ -21,8 +21,7 @@ from deepscores.errors import DeepScoresError
 from deepscores.ml.datasets import PatchDataset, make_loader
 from deepscores.ml.metrics import macro_accuracy
 from deepscores.ml.models import create_model
-from deepscores.ml.runs import (atomic_torch_save, resolve_device, restore, seeded, start_run, training_progress,
-                                write_history)
+from deepscores.ml.runs import resolve_device, restore, save_epoch, seeded, start_run, training_progress
 
 #: Training presets: the model and the batch size that suit a machine.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -97,7 +96,6 @@ def train_classify(data_dir: str | Path, out_dir: str | Path, preset: str = "sma
                          device=dev.type, seed=seed, holdout_font=holdout_font, max_minutes=max_minutes)
     if config.epochs < 1 or config.batch_size < 1:
         raise DeepScoresError(f"epochs and batch_size must be >= 1, got {config.epochs} and {config.batch_size}")
-    checkpoint_path = out / "checkpoint.pt"
     checkpoint = start_run(out, config, resume)
 
     # -- seed --------------------------------------------------------------------------------------
@@ -165,14 +163,8 @@ def train_classify(data_dir: str | Path, out_dir: str | Path, preset: str = "sma
                 bar.update(task, description=f"epoch {epoch + 1}/{config.epochs} val macro {row['val_macro_accuracy']:.4f}")
 
                 # -- checkpoint ----------------------------------------------------------------------
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "config": config.to_json(), "epoch": epoch + 1, "history": history,
-                         "class_names": names, "rng_state": torch.get_rng_state()}
-                atomic_torch_save(state, checkpoint_path)
-                if row["val_macro_accuracy"] > best:
-                    best = row["val_macro_accuracy"]
-                    atomic_torch_save(state, out / "best.pt")
-                write_history(out, history)
+                best = save_epoch(out, model, optimizer, config, history, row["val_macro_accuracy"], best,
+                                  class_names=names)
                 if cut_short:
                     break
     return out

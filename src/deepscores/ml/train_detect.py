@@ -25,8 +25,8 @@ from deepscores.evaluation.records import corners_of_xyxy
 from deepscores.ml.detect_data import (ClassIndex, DetectionCrops, PageBoxes, collate_crops, load_split,
                                        read_page_image)
 from deepscores.ml.detectors import build_detector, detect_page, detection_loss, preset_of, target_transform
-from deepscores.ml.runs import (atomic_torch_save, read_checkpoint, resolve_device, restore, seeded, start_run,
-                                training_progress, write_history)
+from deepscores.ml.runs import (read_checkpoint, resolve_device, restore, save_epoch, seeded, start_run,
+                                training_progress)
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,6 @@ def train_detect(data_dir: str | Path, out_dir: str | Path, detector: str = "fcn
         weights=str(weights) if weights is not None else None)
     if min(config.epochs, config.steps_per_epoch, config.batch_size) < 1:
         raise DeepScoresError("epochs, steps_per_epoch and batch_size must be >= 1")
-    checkpoint_path = out / "checkpoint.pt"
     checkpoint = start_run(out, config, resume)
 
     # -- seed --------------------------------------------------------------------------------------
@@ -195,14 +194,7 @@ def train_detect(data_dir: str | Path, out_dir: str | Path, detector: str = "fcn
                 bar.update(task, description=f"epoch {epoch + 1}/{config.epochs} val mAP50 {val_map50:.4f}")
 
                 # -- checkpoint ----------------------------------------------------------------------
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "config": config.to_json(), "epoch": epoch + 1, "history": history,
-                         "rng_state": torch.get_rng_state()}
-                atomic_torch_save(state, checkpoint_path)
-                if val_map50 > best:
-                    best = val_map50
-                    atomic_torch_save(state, out / "best.pt")
-                write_history(out, history)
+                best = save_epoch(out, model, optimizer, config, history, val_map50, best)
                 if cut_short:
                     break
     return out

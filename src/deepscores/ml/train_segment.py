@@ -24,8 +24,8 @@ from deepscores.errors import DeepScoresError
 from deepscores.evaluation.segment import confusion_matrix, segmentation_metrics
 from deepscores.formats.atomic import atomic_write_text
 from deepscores.ml.models import create_model
-from deepscores.ml.runs import (atomic_torch_save, read_checkpoint, resolve_device, restore, seeded, start_run,
-                                training_progress, write_history)
+from deepscores.ml.runs import (read_checkpoint, resolve_device, restore, save_epoch, seeded, start_run,
+                                training_progress)
 from deepscores.ml.segment_data import (IGNORE_INDEX, LabelMap, SegmentCrops, crop_class_frequencies, load_page,
                                         make_crop_loader, pick_pages, read_label_map)
 from deepscores.ml.segment_infer import OVERLAP_PX, TILE_PX, predict_page
@@ -144,7 +144,6 @@ def train_segment(data_dir: str | Path, out_dir: str | Path, preset: str = "cpu"
     if min(config.epochs, config.steps_per_epoch, config.batch_size) < 1:
         raise DeepScoresError(f"epochs, steps_per_epoch and batch_size must be >= 1, got "
                               f"{config.epochs}, {config.steps_per_epoch} and {config.batch_size}")
-    checkpoint_path = out / "checkpoint.pt"
     checkpoint = start_run(out, config, resume)
     amp = dev.type == "cuda"
 
@@ -231,14 +230,8 @@ def train_segment(data_dir: str | Path, out_dir: str | Path, preset: str = "cpu"
                 bar.update(task, description=f"epoch {epoch + 1}/{config.epochs} val mIoU {row['val_mIoU']:.4f}")
 
                 # -- checkpoint ----------------------------------------------------------------------
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "config": config.to_json(), "epoch": epoch + 1, "history": history,
-                         "class_weights": weights, "rng_state": torch.get_rng_state()}
-                atomic_torch_save(state, checkpoint_path)
-                if row["val_mIoU"] > best:
-                    best = row["val_mIoU"]
-                    atomic_torch_save(state, out / "best.pt")
-                write_history(out, history)
+                best = save_epoch(out, model, optimizer, config, history, row["val_mIoU"], best,
+                                  class_weights=weights)
                 if cut_short:
                     break
     return out
