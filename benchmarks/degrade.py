@@ -7,7 +7,8 @@
    never seen in training: splits are by score, and the degraded dataset keeps the clean one's splits):
    a 2×2 table of macro accuracy, and the same for the FCN detector's mAP@.5.
 
-Run: python benchmarks/degrade.py [--pages 40] [--minutes 10] [--preset scan] [--speed-only] [--work DIR]
+Run: python benchmarks/degrade.py [--pages 40] [--minutes 10] [--preset scan] [--speed-only] [--gap-only]
+     [--side-by-side] [--work DIR]
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -62,9 +65,44 @@ def speed_table(work: Path, pages: int) -> None:
     print()
 
 
-def domain_gap(work: Path, pages: int, minutes: float, preset: str, epochs: int, test_pages: int) -> None:
+def train_one(kind: str, data: Path, run: Path, minutes: float, epochs: int) -> None:
+    """One model of the gap table, from scratch, under the time budget."""
+    shutil.rmtree(run, ignore_errors=True)
+    if kind == "classify":
+        from deepscores.ml.train_classify import train_classify
+
+        train_classify(data, run, preset="small", epochs=epochs, device="cpu", max_minutes=minutes, progress=False)
+    else:
+        from deepscores.ml.train_detect import train_detect
+
+        train_detect(data, run, detector="fcn", preset="cpu", device="cpu", max_minutes=minutes, val_pages=2,
+                     progress=False)
+
+
+def train_pair(kind: str, jobs: list[tuple[Path, Path]], minutes: float, epochs: int, side_by_side: bool) -> list[float]:
+    """Train the clean and the degraded model; returns each one's wall time. Side by side: two processes
+    with one torch thread each, started together, so a busy machine slows both alike."""
+    if not side_by_side:
+        walls = []
+        for data, run in jobs:
+            start = time.perf_counter()
+            train_one(kind, data, run, minutes, epochs)
+            walls.append(time.perf_counter() - start)
+        return walls
+    start = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, __file__, "--train-one", kind, str(data), str(run), str(minutes),
+                               str(epochs), "--threads", "1"]) for data, run in jobs]
+    walls = []
+    for proc in procs:
+        if proc.wait() != 0:
+            raise SystemExit(f"training {kind} failed (exit {proc.returncode})")
+        walls.append(time.perf_counter() - start)
+    return walls
+
+
+def domain_gap(work: Path, pages: int, minutes: float, preset: str, epochs: int, test_pages: int,
+               side_by_side: bool = False) -> None:
     from deepscores.ml.evaluate_classify import evaluate_classify
-    from deepscores.ml.train_classify import train_classify
 
     clean, degraded = work / "clean", work / f"degraded-{preset}"
     if not (clean / "dataset.json").is_file():
@@ -74,46 +112,35 @@ def domain_gap(work: Path, pages: int, minutes: float, preset: str, epochs: int,
     if not (degraded / "dataset.json").is_file():
         shutil.rmtree(degraded, ignore_errors=True)
         degrade_dataset(clean, degraded, preset, workers=2)
-    rows = {}
-    for train_name, data in (("clean", clean), (preset, degraded)):
-        run = work / f"run-{train_name}"
-        shutil.rmtree(run, ignore_errors=True)
-        start = time.perf_counter()
-        train_classify(data, run, preset="small", epochs=epochs, device="cpu", max_minutes=minutes, progress=False)
-        wall = time.perf_counter() - start
-        rows[train_name] = [evaluate_classify(run, test, "test", device="cpu")["macro_accuracy"] for test in (clean, degraded)]
-        rows[train_name].append(wall)
+    how = "side by side, one core each" if side_by_side else "one after the other, all cores"
+    names = ("clean", preset)
+    runs = [work / f"run-{name}" for name in names]
+    walls = train_pair("classify", list(zip((clean, degraded), runs)), minutes, epochs, side_by_side)
     print(f"## classification, macro accuracy on the test split ({pages} pages; small preset, "
-          f"≤ {minutes:g} min / ≤ {epochs} epochs each on CPU)\n")
+          f"≤ {minutes:g} min / ≤ {epochs} epochs each on CPU, {how})\n")
     print(f"| trained on \\ tested on | clean | {preset} | training s |")
     print("|---|---:|---:|---:|")
-    for name, (on_clean, on_degraded, wall) in rows.items():
-        print(f"| {name} | {on_clean:.4f} | {on_degraded:.4f} | {wall:.0f} |")
+    for name, run, wall in zip(names, runs, walls):
+        on_clean, on_degraded = (evaluate_classify(run, test, "test", device="cpu")["macro_accuracy"]
+                                 for test in (clean, degraded))
+        print(f"| {name} | {on_clean:.4f} | {on_degraded:.4f} | {wall:.0f} |", flush=True)
     print()
     # Detection: the FCN detector (CPU preset) under the same budget, mAP@.5 over all classes and the
     # test split's ten most frequent ones.
     from deepscores.ml.predict_detect import evaluate_detect_run
-    from deepscores.ml.train_detect import train_detect
 
-    det_rows = {}
-    for train_name, data in (("clean", clean), (preset, degraded)):
-        run = work / f"detect-{train_name}"
-        shutil.rmtree(run, ignore_errors=True)
-        start = time.perf_counter()
-        train_detect(data, run, detector="fcn", preset="cpu", device="cpu", max_minutes=minutes, val_pages=2,
-                     progress=False)
-        wall = time.perf_counter() - start
-        det_rows[train_name] = [evaluate_detect_run(run, test, "test", out=run / f"eval-{name}" / "metrics.json",
-                                                    device="cpu", max_pages=test_pages, overlays=0, progress=False)
-                                for name, test in (("clean", clean), (preset, degraded))]
-        det_rows[train_name].append(wall)
+    runs = [work / f"detect-{name}" for name in names]
+    walls = train_pair("detect", list(zip((clean, degraded), runs)), minutes, epochs, side_by_side)
     print(f"## detection, FCN detector mAP@.5 on the test split (all classes / top-10 classes; "
-          f"≤ {minutes:g} min each on CPU, ≤ {test_pages} test pages)\n")
+          f"≤ {minutes:g} min each on CPU, ≤ {test_pages} test pages, {how})\n")
     print(f"| trained on \\ tested on | clean | {preset} | training s |")
     print("|---|---:|---:|---:|")
-    for name, (on_clean, on_degraded, wall) in det_rows.items():
+    for name, run, wall in zip(names, runs, walls):
+        on_clean, on_degraded = (evaluate_detect_run(run, test, "test", out=run / f"eval-{test_name}" / "metrics.json",
+                                                     device="cpu", max_pages=test_pages, overlays=0, progress=False)
+                                 for test_name, test in zip(names, (clean, degraded)))
         print(f"| {name} | {on_clean['mAP50']:.4f} / {on_clean['mAP50_top10']:.4f} "
-              f"| {on_degraded['mAP50']:.4f} / {on_degraded['mAP50_top10']:.4f} | {wall:.0f} |")
+              f"| {on_degraded['mAP50']:.4f} / {on_degraded['mAP50_top10']:.4f} | {wall:.0f} |", flush=True)
     print()
 
 
@@ -128,13 +155,25 @@ def main() -> None:
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--gap-only", action="store_true")
     parser.add_argument("--work", type=Path, default=None, help="keep datasets and runs here (default: a temp folder)")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="train each pair (clean, degraded) at once, one core each: load on the machine hits both alike")
+    parser.add_argument("--train-one", nargs=5, metavar=("KIND", "DATA", "RUN", "MINUTES", "EPOCHS"), help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.train_one:
+        kind, data, run, minutes, epochs = args.train_one
+        train_one(kind, Path(data), Path(run), float(minutes), int(epochs))
+        return
     work = args.work or Path(tempfile.mkdtemp(prefix="degrade-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     if not args.gap_only:
         speed_table(work, args.speed_pages)
     if not args.speed_only:
-        domain_gap(work, args.pages, args.minutes, args.preset, args.epochs, args.test_pages)
+        domain_gap(work, args.pages, args.minutes, args.preset, args.epochs, args.test_pages, args.side_by_side)
 
 
 if __name__ == "__main__":

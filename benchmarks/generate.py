@@ -1,12 +1,18 @@
 """End-to-end generator throughput: pages/s and symbols/s with 1 and 2 workers, everything written.
 
-    python benchmarks/generate.py [--scores 24] [--lilypond/--no-lilypond]
+    python benchmarks/generate.py [--scores 24] [--lilypond/--no-lilypond] [--v2]
 
 Runs `deepscores generate` (the library call the CLI makes) on a fixed list of music21 corpus
 scores into a fresh folder per configuration: images, masks, instance maps, XML, COCO, YOLO,
 classification patches. Generation time (the pages) and finishing time (COCO/YOLO/patches) are
 reported separately. If LilyPond is installed (the paper's engraver), it also times
 `musicxml2ly` + `lilypond --png -dresolution=400` on the same scores and prints the per-page ratio.
+
+`--v2` instead times the DeepScoresV2 ground truth against the default one, one worker each, on the
+same scores: `--classes deepscoresv2 --format deepscores,coco,yolo,obb-anns` (every stem, beam, line and
+staff; oriented boxes, full-extent instance masks, onsets, the obb_anns release layout) against the
+default `--classes deepscores` run. The scores' pages are the same; the v2 pages carry about twice the
+symbols. Both per-page times include finishing (COCO, YOLO, obb_anns, patches).
 """
 
 from __future__ import annotations
@@ -29,10 +35,10 @@ def fixed_scores(n: int) -> list[str]:
     return [str(p) for p in paths[::step][:n]]
 
 
-def time_generate(sources: list[str], workers: int, root: Path) -> dict[str, float]:
-    out = root / f"w{workers}"
+def time_generate(sources: list[str], workers: int, root: Path, **options) -> dict[str, float]:
+    out = root / f"w{workers}-{options.get('classes', 'deepscores')}"
     shutil.rmtree(out, ignore_errors=True)
-    summary = run_generate(GenerateOptions(sources=tuple(sources), patches_per_class=3000),
+    summary = run_generate(GenerateOptions(sources=tuple(sources), patches_per_class=3000, **options),
                            RunSettings(out=out, workers=workers, progress=False))
     gen = summary.seconds - summary.finish_seconds
     return {"workers": workers, "pages": summary.pages, "symbols": summary.symbols, "failed": len(summary.failures),
@@ -58,14 +64,33 @@ def time_lilypond(sources: list[str], root: Path) -> tuple[int, float] | None:
     return pages, time.perf_counter() - t
 
 
+def v2_table(sources: list[str], root: Path) -> None:
+    v1 = time_generate(sources, 1, root)
+    v2 = time_generate(sources, 1, root, classes="deepscoresv2",
+                       formats=("deepscores", "coco", "yolo", "obb-anns"))
+    print(f"scores={len(sources)}, 1 worker, pages and finishing timed separately")
+    print("| ground truth | pages | symbols | generate ms/page | finish ms/page | total ms/page |")
+    print("|---|---|---|---|---|---|")
+    for name, r in (("deepscores (default)", v1), ("deepscoresv2 + obb-anns", v2)):
+        print(f"| {name} | {r['pages']} | {r['symbols']} | {1000 * r['generate_s'] / r['pages']:.1f} | "
+              f"{1000 * r['finish_s'] / r['pages']:.1f} | {1000 / r['pages_per_s_total']:.1f} |")
+    gen = (v2["generate_s"] / v2["pages"]) / (v1["generate_s"] / v1["pages"]) - 1
+    total = v1["pages_per_s_total"] / v2["pages_per_s_total"] - 1
+    print(f"v2 adds {100 * gen:+.0f} % to the per-page generation time, {100 * total:+.0f} % with finishing")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scores", type=int, default=24)
     ap.add_argument("--lilypond", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--v2", action="store_true", help="time the DeepScoresV2 ground truth against the default")
     args = ap.parse_args()
     sources = fixed_scores(args.scores)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if args.v2:
+            v2_table(sources, root)
+            return
         rows = [time_generate(sources, w, root) for w in (1, 2)]
         print(f"scores={len(sources)} (every k-th MusicXML file of music21's corpus), 1894 px wide pages")
         print("| workers | pages | symbols | failed | generate s | pages/s | symbols/s | finish s (COCO, YOLO, patches) | pages/s incl. finish |")

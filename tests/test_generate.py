@@ -42,7 +42,7 @@ def corpus_dir(tmp_path_factory) -> Path:
 
 def generate(sources, out: Path, workers: int = 2, **kw) -> object:
     options = GenerateOptions(sources=tuple(str(s) for s in sources), patches_per_class=kw.pop("patches", 4),
-                              seed=kw.pop("seed", 7), **{k: v for k, v in kw.items() if k in ("pages", "fonts", "split")})
+                              seed=kw.pop("seed", 7), **{k: v for k, v in kw.items() if k in ("pages", "fonts", "split", "font_mode")})
     settings = RunSettings(out=out, workers=workers, progress=False,
                            **{k: v for k, v in kw.items() if k in ("timeout_s", "resume")})
     return run_generate(options, settings)
@@ -115,6 +115,20 @@ def test_pages_limit_is_exact_and_deterministic(corpus_dir, tmp_path):
     b = generate([corpus_dir], tmp_path / "b", pages=3, workers=1)
     assert a.pages == b.pages == 3
     assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+
+
+def test_every_font_mode_engraves_each_score_in_each_font(corpus_dir, tmp_path):
+    one = corpus_dir / "bwv66.6.mxl"
+    generate([one], tmp_path / "a", fonts=("Leipzig", "Petaluma"), font_mode="every", patches=0, workers=1)
+    names = (tmp_path / "a" / "splits" / "train.txt").read_text().split() + \
+        (tmp_path / "a" / "splits" / "val.txt").read_text().split() + (tmp_path / "a" / "splits" / "test.txt").read_text().split()
+    assert sorted(n.rsplit("-", 1)[1] for n in names) == ["leipzig", "petaluma"]  # one page in each font
+    assert len({n.rsplit("-", 1)[0] for n in names}) == 1                      # of the same score page
+    manifest = [json.loads(line) for line in (tmp_path / "a" / "manifest.jsonl").read_text().splitlines()]
+    assert [m["font"] for m in manifest] == ["Leipzig,Petaluma"]
+    assert validate_dataset(tmp_path / "a") == []
+    with pytest.raises(DeepScoresError, match="--font-mode"):
+        GenerateOptions(font_mode="each").validate()
 
 
 def test_sigkill_midway_then_resume_gives_identical_files(tmp_path):

@@ -15,7 +15,8 @@ from deepscores.annotate import annotate, score_pages
 from deepscores.classes import load_catalogue
 from deepscores.corpus import load_score
 from deepscores.engrave import EngraveOptions, engrave
-from deepscores.geometry import contains_squares, hull_candidates, min_area_rect, obb_angle_deg, order_corners
+from deepscores.geometry import (contains_squares, hull_candidates, hull_candidates_many, min_area_rect, obb_angle_deg,
+                                 order_corners, oriented_boxes)
 from tests.musicxml import note, score, write
 
 from tests.reference import REFERENCE
@@ -48,6 +49,39 @@ def test_hull_candidates_keep_the_hull_of_every_square():
         box = min_area_rect(mask, 0, 0)
         assert contains_squares(box, mask, 0, 0, tol=1e-6)
         assert _area(box) <= mask.shape[0] * mask.shape[1] + 1e-6
+
+
+def test_many_masks_at_once_give_each_masks_own_box():
+    """The batched path (masks grouped by width, inner rows pruned, solid rectangles short-cut) gives
+    exactly the box of each mask alone, and a hull no different from all its squares'."""
+    rng = np.random.default_rng(3)
+    masks, origins = [], []
+    for k in range(400):
+        h, w = int(rng.integers(0, 18)), int(rng.integers(0, 18))
+        mask = rng.random((h, w)) < rng.random()
+        if k % 4 == 0 and h > 2 and w > 2:  # a solid rectangle with an empty border, like a stem's grown box
+            mask = np.zeros((h, w), bool)
+            mask[1:-1, 1:-1] = True
+        masks.append(mask)
+        origins.append((int(rng.integers(0, 900)), int(rng.integers(0, 900))))
+    boxes = oriented_boxes(masks, origins)
+    points, owner = hull_candidates_many(masks, origins)
+    assert np.all(np.diff(owner) >= 0)
+    for i, (mask, (x0, y0)) in enumerate(zip(masks, origins)):
+        assert boxes[i] == min_area_rect(mask, x0, y0)
+        if mask.any():
+            alone = shapely.convex_hull(shapely.multipoints(hull_candidates(mask, x0, y0)))
+            assert shapely.convex_hull(shapely.multipoints(points[owner == i])).equals(alone)
+        else:
+            assert boxes[i] is None and not np.any(owner == i)
+    # Pruning: a notch's corners, and corners with rows reaching as far out above and below, go;
+    # the square's four corners are what is left.
+    notched = np.ones((5, 5), bool)
+    notched[2, :2] = False
+    pts, _ = hull_candidates_many([notched], [(0, 0)])
+    assert len(hull_candidates(notched)) == 8
+    assert sorted(map(tuple, pts.tolist())) == [(0.0, 0.0), (0.0, 5.0), (5.0, 0.0), (5.0, 5.0)]
+    assert oriented_boxes([notched], [(0, 0)]) == [(5.0, 5.0, 5.0, 0.0, 0.0, 0.0, 0.0, 5.0)]
 
 
 def test_a_thin_diagonal_gets_a_rotated_box_of_its_slope():

@@ -21,7 +21,7 @@ from deepscores.formats.coco import write_coco
 from deepscores.formats.deepscores_xml import page_xml, read_page_xml, write_page_xml
 from deepscores.formats.obb_anns import BARLINE_COLOR, aligned_corners, categories, obb_anns_dict, write_obb_anns
 from deepscores.formats.pngio import read_png, write_png
-from deepscores.formats.rle import encode_instance, read_rle, write_rle
+from deepscores.formats.rle import encode_instance, encode_instances, read_rle, write_rle
 from deepscores.page import Page, Symbol
 from deepscores.pipeline.run import GenerateOptions, RunSettings, run_generate
 from deepscores.show import draw_oriented_box
@@ -231,6 +231,22 @@ def test_instance_rle_equals_pycocotools_on_random_masks():
         page[y0 + 30:y1 + 30, x0 + 30:x1 + 30] = local
         expected = mask_util.encode(np.asfortranarray(page[30:30 + height, 30:30 + width]))["counts"].decode()
         assert encode_instance((x0, y0, x1, y1), local, height, width) == expected
+
+
+def test_a_page_of_instances_at_once_equals_one_at_a_time():
+    """The batched encoder (one diff over every instance) gives each instance's own string, whatever
+    its neighbours: boxes off the page, empty masks, boxes as tall as the page, a mask on the last pixel."""
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        height, width = (int(v) for v in rng.integers(1, 25, 2))
+        masks = []
+        for _ in range(int(rng.integers(1, 12))):
+            x0, y0 = int(rng.integers(-3, width + 2)), int(rng.integers(-3, height + 2))
+            x1, y1 = x0 + int(rng.integers(0, 30)), y0 + int(rng.integers(0, 30))
+            masks.append(((x0, y0, x1, y1), rng.random((y1 - y0, x1 - x0)) < rng.random()))
+        masks.append(((0, 0, width, height), np.ones((height, width), bool)))
+        assert encode_instances(masks, height, width) == [encode_instance(b, m, height, width) for b, m in masks]
+    assert encode_instances([], 5, 5) == []
 
 
 def test_sidecar_round_trip_and_pages_without_masks(tmp_path):

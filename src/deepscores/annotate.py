@@ -17,7 +17,7 @@ from deepscores.classes import Catalogue, GlyphContext, classify, load_catalogue
 from deepscores.classes_v2 import MERGED_V2, V2_VOCABULARIES, draw_layer, hairpin_opening, staff_position
 from deepscores.corpus import Score, load_score
 from deepscores.engrave import EngravedPage, EngraveOptions, engrave
-from deepscores.geometry import OBox, hull_candidates, min_area_rects
+from deepscores.geometry import OBox, oriented_boxes
 from deepscores.meaning import onset_of
 from deepscores.page import Page, Symbol
 from deepscores.raster import MAX_INSTANCES, RasterBackend, get_backend
@@ -247,7 +247,7 @@ def annotate(
             instance_id=index + 1, font=first.font, glyph=first.glyph, element_id=first.element_id,
             rel_position=inst.rel_position,
             o_bbox=extents.o_bboxes[index] if extents else None,
-            area_px=int(extents.masks[index].sum()) if extents else None,
+            area_px=np.count_nonzero(extents.masks[index]) if extents else None,
             onset=onset_of(first.timing_ids, page.onsets, parsed.members) if page.onsets else None,
         ))
     symbols = mark_occlusion(symbols, instance_map)
@@ -276,11 +276,8 @@ def full_extents(kept: list[tuple[_Instance, tuple[int, int, int, int]]], backen
     """
     grown = [(max(0, x0 - 1), max(0, y0 - 1), min(width, x1 + 1), min(height, y1 + 1)) for _, (x0, y0, x1, y1) in kept]
     drawn = backend.render_symbol_masks([(inst.inks, g) for (inst, _), g in zip(kept, grown)])
-    masks, candidates = [], []
-    for (_, (x0, y0, x1, y1)), (gx, gy, _, _), mask in zip(kept, grown, drawn):
-        masks.append(mask[y0 - gy:y1 - gy, x0 - gx:x1 - gx])
-        candidates.append(hull_candidates(mask, gx, gy))
-    o_bboxes = min_area_rects(candidates)
+    masks = [mask[y0 - gy:y1 - gy, x0 - gx:x1 - gx] for (_, (x0, y0, x1, y1)), (gx, gy, _, _), mask in zip(kept, grown, drawn)]
+    o_bboxes = oriented_boxes(drawn, [(gx, gy) for gx, gy, _, _ in grown])
     # A symbol without a single label pixel (ink thinner than the raster) still gets a box: its
     # aligned one, in the same corner order, so exporters never meet a gap.
     o_bboxes = [o if o is not None else _aligned_corners(box) for o, (_, box) in zip(o_bboxes, kept)]

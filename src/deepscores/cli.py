@@ -60,6 +60,7 @@ def generate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder.")] = Path("dataset"),
     pages: Annotated[Optional[int], typer.Option(help="Stop after N pages (scores chosen from the seed).")] = None,
     fonts: Annotated[str, typer.Option(help="'all' or a comma list of Leipzig,Bravura,Gootville,Leland,Petaluma.")] = "all",
+    font_mode: Annotated[str, typer.Option(help="score: each score in one font drawn from the seed; every: each score in every font.")] = "score",
     dpi: Annotated[Optional[float], typer.Option(help="True resolution (e.g. 400); default: DeepScores' 1894 px wide pages.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for fonts, score order, splits and patch choice.")] = 0,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = os.cpu_count() or 1,
@@ -82,7 +83,7 @@ def generate(
 
     _setup_logging(verbose)
     options = GenerateOptions(
-        sources=tuple(sources or ()), corpus=corpus, pages=pages, fonts=_parse_fonts(fonts), dpi=dpi, seed=seed,
+        sources=tuple(sources or ()), corpus=corpus, pages=pages, fonts=_parse_fonts(fonts), font_mode=font_mode, dpi=dpi, seed=seed,
         patches_per_class=patches_per_class, split=_parse_split(split), shards_mb=shards, classes=classes,
         formats=tuple(dict.fromkeys(["deepscores", *format])) if format else GenerateOptions.formats, degrade=degrade,
     )

@@ -154,8 +154,10 @@ def clean_page(root: str | Path, name: str, clean: str | Path | None = None) -> 
     if result is None or not Path(result.source).is_file():
         raise DeepScoresError(f"{root}: cannot find the score of page {name} to engrave it again; pass --clean DIR")
     number = next(p.page_number for p in result.pages if p.name == name)
+    # A score made in every font lists them all; the page name ends with this page's.
+    font = next(f for f in result.font.split(",") if name.endswith(f"-{f.lower()}"))
     engraved = engrave(load_score(result.source), EngraveOptions(
-        font=result.font, dpi=options.dpi, unit=options.unit,
+        font=font, dpi=options.dpi, unit=options.unit,
         timing=wants_onsets(options.classes, "obb-anns" in options.formats)))
     page = next(p for p in engraved if p.page_number == number)
     return annotate(page, result.score_id, load_catalogue(options.classes), full_instances="obb-anns" in options.formats)

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from deepscores.degrade.effects import Step
-from deepscores.geometry import hull_candidates, min_area_rects
+from deepscores.geometry import oriented_boxes
 from deepscores.page import BACKGROUND_CLASS, Page
 
 #: A symbol with fewer pixels than this left in the warped instance map is dropped ("too_small").
@@ -146,7 +146,7 @@ def relabel(page: Page, image: np.ndarray, warped_instances: np.ndarray) -> tupl
     class_mask = class_lut[instance_map]
     oriented = any(s.o_bbox is not None for s in page.symbols)
     masks = [instance_map[y0:y1, x0:x1] == new for new, (_, _, (x0, y0, x1, y1)) in enumerate(kept, start=1)] if oriented else []
-    o_bboxes = min_area_rects([hull_candidates(m, b[0], b[1]) for m, (_, _, b) in zip(masks, kept)]) if oriented else []
+    o_bboxes = oriented_boxes(masks, [b[:2] for _, _, b in kept]) if oriented else []
     symbols = []
     for new, (old, symbol, box) in enumerate(kept, start=1):
         changes = dict(bbox_xyxy=tuple(int(v) for v in box), instance_id=new, hidden=False)

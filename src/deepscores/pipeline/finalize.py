@@ -164,7 +164,8 @@ def finalize_dataset(out: Path, options: "GenerateOptions", plan: list[str], acc
         "options": json.loads(json.dumps(asdict(options))),
         "versions": _versions(),
         "page_geometry": {"dpi": options.dpi, "default_width_px": 1894},
-        "fonts": "per score, drawn from (seed, score content hash); each page name ends with its font",
+        "fonts": ("every score in every font" if options.font_mode == "every" else
+                  "per score, drawn from (seed, score content hash)") + "; each page name ends with its font",
         "box_convention": "integer pixel edges, end exclusive; XML stores x/width and y/height fractions",
         "classes": [{"id": i, "name": n} for i, n in catalogue.items()],
         "counts": {

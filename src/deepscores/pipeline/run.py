@@ -27,6 +27,7 @@ from deepscores.formats.atomic import atomic_write_text
 from deepscores.pipeline.finalize import finalize_dataset
 from deepscores.pipeline.tasks import (
     DEGRADE_FILES,
+    FONT_MODES,
     FULL_INSTANCE_FILES,
     PAGE_FILES,
     ScoreResult,
@@ -52,6 +53,9 @@ class GenerateOptions:
     corpus: str | None = None          # 'music21' or 'music21:<folder>' when no sources are given
     pages: int | None = None           # stop after this many pages
     fonts: tuple[str, ...] = FONTS
+    #: 'score': each score in one font drawn from (seed, score); 'every': each score in every font of
+    #: ``fonts`` (a score's pages ×len(fonts); all of them in the score's split).
+    font_mode: str = "score"
     dpi: float | None = None
     unit: float = 9.0
     seed: int = 0
@@ -72,6 +76,8 @@ class GenerateOptions:
                 raise FontError(f"unknown music font {font!r}; valid fonts: {', '.join(FONTS)}")
         if not self.fonts:
             raise OptionsError("at least one font is needed")
+        if self.font_mode not in FONT_MODES:
+            raise OptionsError(f"--font-mode must be one of {', '.join(FONT_MODES)}, got {self.font_mode!r}")
         if self.pages is not None and self.pages < 1:
             raise OptionsError(f"--pages must be at least 1, got {self.pages}")
         if len(self.split) != 3 or any(r < 0 for r in self.split) or abs(sum(self.split) - 1) > 1e-6:
@@ -262,7 +268,8 @@ def run_generate(
         for source in todo:
             if source not in results:
                 yield ScoreTask(source, str(out), options.fonts, options.seed, options.dpi, options.unit,
-                                options.pages, options.classes, settings.memory_limit_mb, full_instances, preset)
+                                options.pages, options.classes, settings.memory_limit_mb, full_instances, preset,
+                                options.font_mode)
 
     manifest = open(out / MANIFEST, "a", encoding="utf-8")
 

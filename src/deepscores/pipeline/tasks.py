@@ -60,9 +60,18 @@ def stable_hash(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
+#: How scores get fonts (`GenerateOptions.font_mode`): one per score, or every score in every font.
+FONT_MODES = ("score", "every")
+
+
 def choose_font(seed: int, score_id: str, fonts: tuple[str, ...]) -> str:
     """The font of a whole score: drawn from (seed, score content), so it never depends on order."""
     return fonts[stable_hash("font", seed, score_id) % len(fonts)]
+
+
+def score_fonts(seed: int, score_id: str, fonts: tuple[str, ...], mode: str = "score") -> tuple[str, ...]:
+    """The fonts a score is engraved in: the drawn one (``score``) or all of ``fonts`` (``every``)."""
+    return tuple(fonts) if mode == "every" else (choose_font(seed, score_id, fonts),)
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,7 @@ class ScoreTask:
     memory_limit_mb: int | None = None
     full_instances: bool = False  # full-extent masks, oriented boxes and ink areas (obb-anns export)
     degrade: Any = None           # a degrade.presets.Preset, or None for clean pages
+    font_mode: str = "score"      # see FONT_MODES
 
 
 @dataclass
@@ -146,38 +156,39 @@ def process_score(task: ScoreTask) -> ScoreResult:
 
 def _process(task: ScoreTask) -> ScoreResult:
     score = load_score(task.source)
-    font = choose_font(task.seed, score.score_id, task.fonts)
-    # Onsets end up only in the v2 outputs (XML, obb_anns comments); v1 skips Verovio's timemap.
-    options = EngraveOptions(font=font, dpi=task.dpi, unit=task.unit,
-                             timing=wants_onsets(task.classes, task.full_instances))
+    fonts = score_fonts(task.seed, score.score_id, task.fonts, task.font_mode)
     catalogue = load_catalogue(task.classes)
-    engraved = engrave(score, options)
-    if task.max_pages is not None:
-        engraved = engraved[: task.max_pages]
     out = Path(task.out)
-    result = ScoreResult(task.source, "ok", score.score_id, score.content_hash, font)
+    result = ScoreResult(task.source, "ok", score.score_id, score.content_hash, ",".join(fonts))
     unmapped: Counter = Counter()
-    for svg_page in engraved:
-        page = annotate(svg_page, score.score_id, catalogue, full_instances=task.full_instances)
-        name = page_name(score.score_id, page.page_number, font)
-        paths = page_paths(out, name, task.full_instances, task.degrade is not None)
-        if task.degrade is not None:
-            from deepscores.degrade.apply import degrade_page, page_seed
+    for font in fonts:
+        # Onsets end up only in the v2 outputs (XML, obb_anns comments); v1 skips Verovio's timemap.
+        options = EngraveOptions(font=font, dpi=task.dpi, unit=task.unit,
+                                 timing=wants_onsets(task.classes, task.full_instances))
+        engraved = engrave(score, options)
+        if task.max_pages is not None:
+            engraved = engraved[: task.max_pages]
+        for svg_page in engraved:
+            page = annotate(svg_page, score.score_id, catalogue, full_instances=task.full_instances)
+            name = page_name(score.score_id, page.page_number, font)
+            paths = page_paths(out, name, task.full_instances, task.degrade is not None)
+            if task.degrade is not None:
+                from deepscores.degrade.apply import degrade_page, page_seed
 
-            page, record = degrade_page(page, task.degrade, page_seed(task.seed, score.score_id, page.page_number))
-            atomic_write_text(paths["degrade"], json.dumps(record.to_json(), sort_keys=True) + "\n")
-        write_png(paths["images_png"], page.image)
-        write_png(paths["pix_annotations_png"], page.class_mask)
-        write_png(paths["instance_png"], page.instance_map)
-        if task.full_instances:
-            write_rle(paths["instance_rle"], page.instance_masks, page.height, page.width)
-        # The XML is written last: its presence marks the page complete (see is_page_complete).
-        write_page_xml(paths["xml_annotations"], page, name)
-        unmapped.update(page.unmapped)
-        result.duplicates_removed += page.duplicates_removed
-        result.pages.append(PageSummary(
-            name, page.page_number, len(page.symbols), dict(sorted(Counter(s.class_name for s in page.symbols).items()))
-        ))
+                page, record = degrade_page(page, task.degrade, page_seed(task.seed, score.score_id, page.page_number))
+                atomic_write_text(paths["degrade"], json.dumps(record.to_json(), sort_keys=True) + "\n")
+            write_png(paths["images_png"], page.image)
+            write_png(paths["pix_annotations_png"], page.class_mask)
+            write_png(paths["instance_png"], page.instance_map)
+            if task.full_instances:
+                write_rle(paths["instance_rle"], page.instance_masks, page.height, page.width)
+            # The XML is written last: its presence marks the page complete (see is_page_complete).
+            write_page_xml(paths["xml_annotations"], page, name)
+            unmapped.update(page.unmapped)
+            result.duplicates_removed += page.duplicates_removed
+            result.pages.append(PageSummary(
+                name, page.page_number, len(page.symbols), dict(sorted(Counter(s.class_name for s in page.symbols).items()))
+            ))
     result.unmapped = dict(sorted(unmapped.items()))
     return result
 
