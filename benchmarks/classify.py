@@ -21,12 +21,13 @@ from deepscores.ml.models.resnet import count_conv_layers, count_parameters
 from deepscores.ml.train_classify import train_classify
 
 
-def generate(out: Path, pages: int, per_class: int) -> str:
+def generate(out: Path, pages: int, per_class: int, font_mode: str) -> str:
     if (out / "dataset.json").is_file():
         return "reused"
     start = time.perf_counter()
-    subprocess.run(["deepscores", "generate", "--pages", str(pages), "--out", str(out),
-                    "--patches-per-class", str(per_class)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "deepscores.cli", "generate", "--pages", str(pages), "--out", str(out),
+                    "--patches-per-class", str(per_class), "--font-mode", font_mode],
+                   check=True, stdout=subprocess.DEVNULL)
     return f"{time.perf_counter() - start:.0f} s"
 
 
@@ -67,14 +68,19 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("/tmp/deepscores-classify-bench"))
     parser.add_argument("--pages", type=int, default=1000)
     parser.add_argument("--patches-per-class", type=int, default=3000)
+    parser.add_argument("--font-mode", default="every", choices=("score", "every"),
+                        help="every: each score in all five fonts, so rare classes are trained in every font")
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--holdout-minutes", type=float, default=30.0)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--runs", type=Path, default=Path("/tmp/deepscores-classify-runs"))
     args = parser.parse_args()
 
-    gen = generate(args.data, args.pages, args.patches_per_class)
-    rows = [("generate", f"{args.pages} pages, ≤ {args.patches_per_class}/class", f"wall {gen}")]
+    gen = generate(args.data, args.pages, args.patches_per_class, args.font_mode)
+    recorded = json.loads((args.data / "dataset.json").read_text())
+    mode = recorded["options"].get("font_mode", "score")
+    rows = [("generate", f"{recorded['counts']['pages']} pages from {recorded['counts']['scores_ok']} scores, "
+             f"--font-mode {mode}, ≤ {args.patches_per_class}/class", f"wall {gen}")]
     main_run = train_and_test(args.data, args.runs / "small", args.minutes, args.epochs, None)
     rows.append(("small, test split", f"{main_run['epochs']} epochs in {main_run['wall_s'] / 60:.1f} min "
                  f"({args.minutes:g} min budget), {main_run['samples_per_s']:.0f} samples/s",

@@ -354,3 +354,46 @@ def test_generate_writes_obb_anns_by_score_and_skips_unasked_formats(tmp_path):
         table = data["categories"]
         noteheads = [a for a in data["annotations"].values() if table[a["cat_id"][0]]["name"].startswith("notehead")]
         assert noteheads and all("rel_position:" in a["comments"] for a in noteheads)
+
+
+def test_validate_checks_the_v2_files(tmp_path):
+    """A generated v2 dataset validates clean; a mask that lost pixels, an oriented-box file whose
+    box moved and a missing segmentation PNG are each found, in their own file."""
+    import gzip
+
+    from deepscores.validate import validate_dataset
+
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    write(scores, score(note("C", 5) + note("E", 5) + note("G", 5) + rest()), "a.musicxml")
+    write(scores, score(note("B", 4) + note("D", 5, "half", 2) + rest()), "b.musicxml")
+    write(scores, score(note("F", 4, "whole", 4)), "c.musicxml")
+    options = GenerateOptions(sources=(str(scores),), classes="deepscoresv2", patches_per_class=0, seed=1,
+                              split=(0.34, 0.33, 0.33), formats=("deepscores", "obb-anns"))
+    out = tmp_path / "ds"
+    run_generate(options, RunSettings(out=out, workers=1, progress=False))
+    assert validate_dataset(out) == []
+    name = (out / "splits" / "train.txt").read_text().split()[0]
+    # A mask with one pixel fewer than the XML's <area>.
+    rle_path = out / "instance_rle" / f"{name}.json.gz"
+    data = json.loads(gzip.decompress(rle_path.read_bytes()))
+    first = {"size": data["size"], "counts": data["counts"][0].encode()}
+    pixels = mask_util.decode(first)
+    ys, xs = np.nonzero(pixels)
+    pixels[ys[0], xs[0]] = 0
+    data["counts"][0] = mask_util.encode(np.asfortranarray(pixels))["counts"].decode()
+    rle_path.write_bytes(gzip.compress(json.dumps(data).encode()))
+    # An annotation whose a_bbox moved by 3 px.
+    ann_path = out / "obb_anns" / "deepscores_test.json"
+    anns = json.loads(ann_path.read_text())
+    first_id = anns["images"][0]["ann_ids"][0]
+    anns["annotations"][first_id]["a_bbox"][0] += 3
+    ann_path.write_text(json.dumps(anns))
+    # A segmentation PNG gone.
+    val_page = (out / "splits" / "val.txt").read_text().split()[0]
+    (out / "obb_anns" / "segmentation" / f"{val_page}_seg.png").unlink()
+    defects = validate_dataset(out)
+    assert {d.file for d in defects} == {f"instance_rle/{name}.json.gz", "obb_anns/deepscores_test.json",
+                                         f"obb_anns/segmentation/{val_page}_seg.png"}
+    assert any("pixels, the XML's area is" in d.message for d in defects)
+    assert any("a_bbox" in d.message for d in defects)

@@ -20,6 +20,7 @@ from deepscores.errors import DeepScoresError
 from deepscores.formats.deepscores_xml import PageRecord, read_page_xml
 from deepscores.formats.pngio import read_png
 from deepscores.page import BACKGROUND_CLASS
+from deepscores.validate_v2 import check_instance_rle, check_obb_anns
 
 #: The folders holding one file per page, and each file's suffix.
 PAGE_FOLDERS = {"images_png": ".png", "pix_annotations_png": ".png", "instance_png": ".png", "xml_annotations": ".xml"}
@@ -71,6 +72,8 @@ def validate_dataset(dataset_dir: str | Path, catalogue: Catalogue | None = None
     splits = _check_splits(root, names, report)
     _check_coco(root, records, splits, catalogue, report)
     _check_yolo(root, records, splits, catalogue, report)
+    check_instance_rle(root, records, report)
+    check_obb_anns(root, records, splits, catalogue, report)
     return report.defects
 
 

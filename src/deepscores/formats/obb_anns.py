@@ -170,7 +170,9 @@ def obb_anns_dict(records: Iterable[tuple[str, PageRecord]], catalogue: Catalogu
     annotations: dict[str, dict[str, Any]] = {}
     next_id = first_annotation_id
     for image_id, (name, record) in enumerate(records, start=first_image_id):
-        masks = segmentations(name) if segmentations is not None else None
+        # The masks only give the area of symbols whose record lacks it (pages of older versions).
+        needed = segmentations is not None and any(obj.area_px is None for obj in record.objects)
+        masks = segmentations(name) if needed else None
         if masks is not None and len(masks) != len(record.objects):
             raise DeepScoresError(f"{name}: {len(masks)} instance masks for {len(record.objects)} symbols")
         ann_ids = []

@@ -142,7 +142,8 @@ def finalize_dataset(out: Path, options: "GenerateOptions", plan: list[str], acc
     all_records = [pair for split in SPLITS for pair in by_split[split]]
     if options.patches_per_class > 0:
         selection = select_patches(all_records, options.patches_per_class, options.seed)
-        write_patches(out, selection, catalogue, options.seed, options.patches_per_class, workers=workers)
+        write_patches(out, selection, catalogue, options.seed, options.patches_per_class, workers=workers,
+                      records=dict(all_records))
 
     class_counts: Counter = Counter()
     unmapped: Counter = Counter()
