@@ -296,3 +296,15 @@ def test_obb_anns_sample_scores_itself_perfectly(tmp_path):
     for protocol in ("coco", "obb-anns"):
         for boxes in ("aligned", "oriented"):
             assert evaluate_detections(gt, dets, boxes, protocol).mAP == pytest.approx(1.0)
+
+
+def test_ground_truth_subset_keeps_pages_without_boxes():
+    gt = GroundTruth.from_boxes([GroundTruthBox(1, 0, [0, 0, 4, 4]), GroundTruthBox(2, 1, [1, 1, 5, 5]),
+                                 GroundTruthBox(3, 0, [2, 2, 6, 6])], images=[1, 2, 3, 4], class_names={0: "a", 1: "b"})
+    part = gt.subset([4, 3, 1])
+    assert part.images == (1, 3, 4) and part.image_ids.tolist() == [1, 3]
+    assert part.bbox_xyxy.tolist() == [[0, 0, 4, 4], [2, 2, 6, 6]] and part.class_names == {0: "a", 1: "b"}
+    # Class a: two truths (pages 1, 3), one found. The more confident detection on box-less page 4 is
+    # scored as a false positive, so recall 0.5 comes at precision 0.5: 51 of COCO's 101 points × 0.5.
+    dets = Detections.from_boxes([Detection(1, 0, [0, 0, 4, 4], 0.9), Detection(4, 0, [0, 0, 4, 4], 0.95)])
+    assert evaluate_detections(part, dets).per_class["a"]["AP50"] == pytest.approx(0.5 * 51 / 101)

@@ -77,6 +77,13 @@ class GroundTruth:
     def __len__(self) -> int:
         return len(self.class_ids)
 
+    def subset(self, images: Iterable[int]) -> GroundTruth:
+        """The boxes of these images only (each kept even when it has no box), same class table."""
+        wanted = tuple(sorted(set(images)))
+        keep = np.isin(self.image_ids, wanted)
+        return GroundTruth(self.image_ids[keep], self.class_ids[keep], self.bbox_xyxy[keep], self.corners[keep],
+                           self.ignore[keep], wanted, self.class_names, self.source)
+
     @classmethod
     def from_boxes(cls, boxes: Iterable[GroundTruthBox], images: Iterable[int] | None = None,
                    class_names: Mapping[int, str] | None = None) -> GroundTruth:

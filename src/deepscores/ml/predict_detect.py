@@ -135,11 +135,7 @@ def evaluate_detect_run(run_dir: str | Path, data_dir: str | Path, split: str = 
 
     gt = load_coco_ground_truth(gt_path)
     if max_pages:
-        keep = np.isin(gt.image_ids, [p.image_id for p in pages])
-        from deepscores.evaluation.records import GroundTruth
-
-        gt = GroundTruth(gt.image_ids[keep], gt.class_ids[keep], gt.bbox_xyxy[keep], gt.corners[keep], gt.ignore[keep],
-                         tuple(p.image_id for p in pages), gt.class_names, gt.source)
+        gt = gt.subset(p.image_id for p in pages)
     dets = load_predictions(predictions, gt)
     result = evaluate_detections(gt, dets).to_dict()
     top = most_frequent_classes(pages, TOP_CLASSES)
