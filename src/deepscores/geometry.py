@@ -71,8 +71,9 @@ def order_corners(corners: np.ndarray) -> np.ndarray:
 
 def hull_candidates_many(masks: Sequence[np.ndarray], origins: Sequence[tuple[int, int]]
                          ) -> tuple[np.ndarray, np.ndarray]:
-    """`hull_candidates` of many masks at once: ``(k, 2)`` points and the ``(k,)`` index of the mask
-    each belongs to, grouped by mask, each mask's points in `hull_candidates`' order.
+    """Hull points of many masks at once: ``(k, 2)`` points and the ``(k,)`` index of the mask each
+    belongs to, grouped by mask. Each mask's points are those of `hull_candidates`, in its order, less
+    the corners `_inner` proves to lie inside the hull; the hull itself is the same.
 
     A dense page has two thousand symbols and the single-mask version is two dozen small numpy calls
     each; here masks of equal width are stacked and the row scans run once per width.
@@ -123,7 +124,8 @@ def _inner(ends: np.ndarray, owner: np.ndarray) -> np.ndarray:
     """Rows (sorted by owner, then row) whose end corners lie inside their mask's hull: some row above
     and some row below reach at least as far out (``ends`` smaller or equal), so the segment between
     those rows' corners passes outside both corners of this row, whose other end is in the set too.
-    Dropping them leaves the hull as it is and the point sets a third of their size."""
+    Dropping them leaves the hull as it is: about an eighth of a real page's points (most symbols are
+    convex), more on ragged shapes."""
     if not ends.size:
         return np.zeros(0, bool)
     # Running minima that restart at each mask: lift each mask's values above all later masks'.
