@@ -121,8 +121,9 @@ def domain_gap(work: Path, pages: int, minutes: float, preset: str, epochs: int,
     print(f"| trained on \\ tested on | clean | {preset} | training s |")
     print("|---|---:|---:|---:|")
     for name, run, wall in zip(names, runs, walls):
-        on_clean, on_degraded = (evaluate_classify(run, test, "test", device="cpu")["macro_accuracy"]
-                                 for test in (clean, degraded))
+        on_clean, on_degraded = (evaluate_classify(run, test, "test", out=run / f"eval-{test_name}",
+                                                   device="cpu")["macro_accuracy"]
+                                 for test_name, test in zip(names, (clean, degraded)))
         print(f"| {name} | {on_clean:.4f} | {on_degraded:.4f} | {wall:.0f} |", flush=True)
     print()
     # Detection: the FCN detector (CPU preset) under the same budget, mAP@.5 over all classes and the
