@@ -1,6 +1,8 @@
 """Classification baseline on CPU: generate patches, train the `small` preset under a time budget,
 evaluate on the test split and on the Petaluma font hold-out, and time the `paper` preset.
-Prints a table (not a test). Run: python benchmarks/classify.py [--minutes 30] [--holdout-minutes 30]."""
+Prints a table (not a test). Run: python benchmarks/classify.py [--minutes 30] [--holdout-minutes 30]
+[--font-mode every|score] [--pages 5000] [--data DIR]. The default dataset engraves every score in all
+five fonts (docs/classification.md says why)."""
 
 from __future__ import annotations
 
@@ -66,7 +68,8 @@ def paper_speed(samples: int = 256, batch: int = 32) -> tuple[int, int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("/tmp/deepscores-classify-bench"))
-    parser.add_argument("--pages", type=int, default=1000)
+    parser.add_argument("--pages", type=int, default=5000,
+                        help="with --font-mode every: the scores of about pages/5 one-font pages, in all five fonts")
     parser.add_argument("--patches-per-class", type=int, default=3000)
     parser.add_argument("--font-mode", default="every", choices=("score", "every"),
                         help="every: each score in all five fonts, so rare classes are trained in every font")
