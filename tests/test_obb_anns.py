@@ -331,7 +331,8 @@ def test_format_names_are_validated():
     GenerateOptions(formats=("obb-anns", "coco"), classes="deepscoresv2").validate()
 
 
-def test_generate_writes_obb_anns_by_score_and_skips_unasked_formats(tmp_path):
+def _three_score_v2_run(tmp_path):
+    """Three one-page scores, one per split, generated as v2 with the obb_anns export only."""
     scores = tmp_path / "scores"
     scores.mkdir()
     write(scores, score(note("C", 5) + note("E", 5) + note("G", 5) + rest()), "a.musicxml")
@@ -339,7 +340,11 @@ def test_generate_writes_obb_anns_by_score_and_skips_unasked_formats(tmp_path):
     write(scores, score(note("F", 4, "whole", 4)), "c.musicxml")
     options = GenerateOptions(sources=(str(scores),), classes="deepscoresv2", patches_per_class=0, seed=1,
                               split=(0.34, 0.33, 0.33), formats=("deepscores", "obb-anns"))
-    summary = run_generate(options, RunSettings(out=tmp_path / "ds", workers=1, progress=False))
+    return run_generate(options, RunSettings(out=tmp_path / "ds", workers=1, progress=False))
+
+
+def test_generate_writes_obb_anns_by_score_and_skips_unasked_formats(tmp_path):
+    summary = _three_score_v2_run(tmp_path)
     out = tmp_path / "ds"
     assert summary.exit_code == 0 and summary.pages == 3
     assert not (out / "coco").exists() and not (out / "yolo").exists()
@@ -363,15 +368,8 @@ def test_validate_checks_the_v2_files(tmp_path):
 
     from deepscores.validate import validate_dataset
 
-    scores = tmp_path / "scores"
-    scores.mkdir()
-    write(scores, score(note("C", 5) + note("E", 5) + note("G", 5) + rest()), "a.musicxml")
-    write(scores, score(note("B", 4) + note("D", 5, "half", 2) + rest()), "b.musicxml")
-    write(scores, score(note("F", 4, "whole", 4)), "c.musicxml")
-    options = GenerateOptions(sources=(str(scores),), classes="deepscoresv2", patches_per_class=0, seed=1,
-                              split=(0.34, 0.33, 0.33), formats=("deepscores", "obb-anns"))
+    _three_score_v2_run(tmp_path)
     out = tmp_path / "ds"
-    run_generate(options, RunSettings(out=out, workers=1, progress=False))
     assert validate_dataset(out) == []
     name = (out / "splits" / "train.txt").read_text().split()[0]
     # A mask with one pixel fewer than the XML's <area>.

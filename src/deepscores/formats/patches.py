@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import os
-import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 import multiprocessing as mp
@@ -19,7 +18,7 @@ import numpy as np
 
 from deepscores.classes import Catalogue
 from deepscores.formats import FormatError
-from deepscores.formats.atomic import TMP_PREFIX, atomic_write_text
+from deepscores.formats.atomic import atomic_replace, atomic_write_text
 from deepscores.formats.deepscores_xml import PageRecord, read_page_xml
 from deepscores.formats.pngio import encode_png, read_png
 
@@ -90,27 +89,9 @@ def _write_page_patches(root: str, page: str, chosen: list[tuple[int, str, tuple
     written = []
     for instance_id, class_name, box in chosen:
         path = os.path.join(root, PATCH_FOLDER, class_name, f"{page}_{instance_id}.png")
-        _atomic_write_file(path, encode_png(cut_patch(image, box, size)))
+        atomic_replace(path, encode_png(cut_patch(image, box, size)))
         written.append(path)
     return written
-
-
-def _atomic_write_file(path: str, data: bytes) -> None:
-    # atomic_write_bytes without its per-call folder check and Path objects (which cost as much as
-    # the write for a 3 KB patch): temp name in the same folder, then a rename.
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f"{TMP_PREFIX}{name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _write_chunk(root: str, pages: list[tuple[str, list]], size: tuple[int, int]) -> list[str]:
