@@ -25,6 +25,7 @@ from deepscores.formats.atomic import atomic_write_text
 from deepscores.formats.deepscores_xml import write_page_xml
 from deepscores.formats.pngio import write_png
 from deepscores.formats.rle import write_rle
+from deepscores.page import Page
 
 log = logging.getLogger("deepscores.pipeline")
 
@@ -171,19 +172,7 @@ def _process(task: ScoreTask) -> ScoreResult:
         for svg_page in engraved:
             page = annotate(svg_page, score.score_id, catalogue, full_instances=task.full_instances)
             name = page_name(score.score_id, page.page_number, font)
-            paths = page_paths(out, name, task.full_instances, task.degrade is not None)
-            if task.degrade is not None:
-                from deepscores.degrade.apply import degrade_page, page_seed
-
-                page, record = degrade_page(page, task.degrade, page_seed(task.seed, score.score_id, page.page_number))
-                atomic_write_text(paths["degrade"], json.dumps(record.to_json(), sort_keys=True) + "\n")
-            write_png(paths["images_png"], page.image)
-            write_png(paths["pix_annotations_png"], page.class_mask)
-            write_png(paths["instance_png"], page.instance_map)
-            if task.full_instances:
-                write_rle(paths["instance_rle"], page.instance_masks, page.height, page.width)
-            # The XML is written last: its presence marks the page complete (see is_page_complete).
-            write_page_xml(paths["xml_annotations"], page, name)
+            page = _write_page(task, out, page, name)
             unmapped.update(page.unmapped)
             result.duplicates_removed += page.duplicates_removed
             result.pages.append(PageSummary(
@@ -191,6 +180,24 @@ def _process(task: ScoreTask) -> ScoreResult:
             ))
     result.unmapped = dict(sorted(unmapped.items()))
     return result
+
+
+def _write_page(task: ScoreTask, out: Path, page: Page, name: str) -> Page:
+    """Degrade the page if asked, write its files (the XML last), and return the page as written."""
+    paths = page_paths(out, name, task.full_instances, task.degrade is not None)
+    if task.degrade is not None:
+        from deepscores.degrade.apply import degrade_page, page_seed
+
+        page, record = degrade_page(page, task.degrade, page_seed(task.seed, page.score_id, page.page_number))
+        atomic_write_text(paths["degrade"], json.dumps(record.to_json(), sort_keys=True) + "\n")
+    write_png(paths["images_png"], page.image)
+    write_png(paths["pix_annotations_png"], page.class_mask)
+    write_png(paths["instance_png"], page.instance_map)
+    if task.full_instances:
+        write_rle(paths["instance_rle"], page.instance_masks, page.height, page.width)
+    # The XML is written last: its presence marks the page complete (see is_page_complete).
+    write_page_xml(paths["xml_annotations"], page, name)
+    return page
 
 
 def is_page_complete(out: Path, name: str, full_instances: bool = False, degrade: bool = False) -> bool:
