@@ -32,6 +32,14 @@ def _fail(exc: DeepScoresError) -> None:
     raise typer.Exit(1)
 
 
+def _call(function, *args, **kwargs):
+    """``function(*args, **kwargs)``; a DeepScoresError it raises ends the command with its one line."""
+    try:
+        return function(*args, **kwargs)
+    except DeepScoresError as exc:
+        _fail(exc)
+
+
 def _parse_fonts(text: str) -> tuple[str, ...]:
     if text.strip().lower() == "all":
         return FONTS
@@ -146,10 +154,7 @@ def validate(directory: Annotated[Path, typer.Argument(help="A dataset folder ma
     from deepscores.validate import validate_dataset
 
     _setup_logging(False)
-    try:
-        defects = validate_dataset(directory)
-    except DeepScoresError as exc:
-        _fail(exc)
+    defects = _call(validate_dataset, directory)
     out = Console()
     for defect in defects:
         out.print(f"{defect.file}: {defect.message}", markup=False, highlight=False)
@@ -218,12 +223,9 @@ def show(
     from deepscores.show import show_page
 
     _setup_logging(False)
-    try:
-        path = show_page(directory, int(page) if page.isdigit() else page, out or Path(f"{page}.png"),
-                         crop=_parse_crop(crop), class_name=class_name, predictions=predictions,
-                         score_threshold=score_threshold, clean=clean)
-    except DeepScoresError as exc:
-        _fail(exc)
+    path = _call(show_page, directory, int(page) if page.isdigit() else page, out or Path(f"{page}.png"),
+                 crop=_parse_crop(crop), class_name=class_name, predictions=predictions,
+                 score_threshold=score_threshold, clean=clean)
     Console().print(f"wrote {path}")
 
 
@@ -238,10 +240,7 @@ def degrade_command(
     from deepscores.degrade.dataset import degrade_dataset
 
     _setup_logging(False)
-    try:
-        summary = degrade_dataset(directory, out, preset, workers=workers)
-    except DeepScoresError as exc:
-        _fail(exc)
+    summary = _call(degrade_dataset, directory, out, preset, workers=workers)
     Console().print(f"[bold green]dataset:[/bold green] {summary.out.resolve()}: {summary.pages} pages, "
                     f"{summary.symbols} symbols (preset {preset})")
 

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from deepscores.cli import _fail, _setup_logging, app
+from deepscores.cli import _call, _fail, _setup_logging, app
 from deepscores.errors import DeepScoresError
 
 evaluate_app = typer.Typer(no_args_is_help=True, help="Score a model or a predictions file with the field's metrics.")
@@ -44,13 +44,9 @@ def train_classify_command(
 ) -> None:
     """Train the residual-CNN symbol classifier on 220×120 patches (Adam, lr 1e-3)."""
     _setup_logging(False)
-    train_classify = _ml_function("deepscores.ml.train_classify", "train_classify")
-    try:
-        run = train_classify(data, out, preset=preset, epochs=epochs, batch_size=batch_size, device=device,
-                             seed=seed, holdout_font=holdout_font, resume=resume, progress=True,
-                             max_minutes=max_minutes)
-    except DeepScoresError as exc:
-        _fail(exc)
+    run = _call(_ml_function("deepscores.ml.train_classify", "train_classify"), data, out, preset=preset,
+                epochs=epochs, batch_size=batch_size, device=device, seed=seed, holdout_font=holdout_font,
+                resume=resume, progress=True, max_minutes=max_minutes)
     Console().print(f"run: {run}")
 
 
@@ -65,11 +61,8 @@ def evaluate_classify_command(
 ) -> None:
     """Macro-average and overall accuracy, per-class table and confusion matrix on a split."""
     _setup_logging(False)
-    evaluate_classify = _ml_function("deepscores.ml.evaluate_classify", "evaluate_classify")
-    try:
-        metrics = evaluate_classify(run, data, split=split, out=out, holdout_font=holdout_font, device=device)
-    except DeepScoresError as exc:
-        _fail(exc)
+    metrics = _call(_ml_function("deepscores.ml.evaluate_classify", "evaluate_classify"), run, data, split=split,
+                    out=out, holdout_font=holdout_font, device=device)
     Console().print(f"macro accuracy {metrics['macro_accuracy']:.4f}  accuracy {metrics['accuracy']:.4f}")
 
 
@@ -129,13 +122,9 @@ def train_detect_command(
 ) -> None:
     """Train a symbol detector on page crops; it predicts whole pages by overlapping tiles."""
     _setup_logging(False)
-    train_detect = _ml_function("deepscores.ml.train_detect", "train_detect")
-    try:
-        run = train_detect(data, out, detector=model, preset=preset, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                           batch_size=batch_size, device=device, seed=seed, resume=resume, progress=True,
-                           max_minutes=max_minutes, val_pages=val_pages, weights=weights)
-    except DeepScoresError as exc:
-        _fail(exc)
+    run = _call(_ml_function("deepscores.ml.train_detect", "train_detect"), data, out, detector=model, preset=preset,
+                epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, device=device, seed=seed,
+                resume=resume, progress=True, max_minutes=max_minutes, val_pages=val_pages, weights=weights)
     Console().print(f"run: {run}")
 
 
@@ -154,13 +143,9 @@ def train_segment_command(
 ) -> None:
     """Train the U-Net that predicts the class mask (class per pixel) on page crops."""
     _setup_logging(False)
-    train_segment = _ml_function("deepscores.ml.train_segment", "train_segment")
-    try:
-        run = train_segment(data, out, preset=preset, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                            batch_size=batch_size, device=device, seed=seed, resume=resume, progress=True,
-                            max_minutes=max_minutes)
-    except DeepScoresError as exc:
-        _fail(exc)
+    run = _call(_ml_function("deepscores.ml.train_segment", "train_segment"), data, out, preset=preset, epochs=epochs,
+                steps_per_epoch=steps_per_epoch, batch_size=batch_size, device=device, seed=seed, resume=resume,
+                progress=True, max_minutes=max_minutes)
     Console().print(f"run: {run}")
 
 
@@ -175,11 +160,8 @@ def evaluate_segment_command(
 ) -> None:
     """Per-class IoU, mean IoU (all classes and the 10 most frequent), pixel accuracy, overlays."""
     _setup_logging(False)
-    evaluate_segment = _ml_function("deepscores.evaluation.segment", "evaluate_segment")
-    try:
-        metrics = evaluate_segment(run, data, split=split, out=out, device=device, max_pages=max_pages)
-    except DeepScoresError as exc:
-        _fail(exc)
+    metrics = _call(_ml_function("deepscores.evaluation.segment", "evaluate_segment"), run, data, split=split,
+                    out=out, device=device, max_pages=max_pages)
     Console().print(f"mIoU {metrics['mIoU']:.4f}  mIoU top-10 {metrics['mIoU_top10']:.4f}  "
                     f"pixel accuracy {metrics['pixel_accuracy']:.4f}")
 
