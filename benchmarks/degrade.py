@@ -100,6 +100,12 @@ def train_pair(kind: str, jobs: list[tuple[Path, Path]], minutes: float, epochs:
     return walls
 
 
+def _table_head(title: str, preset: str) -> None:
+    print(f"## {title}\n")
+    print(f"| trained on \\ tested on | clean | {preset} | training s |")
+    print("|---|---:|---:|---:|")
+
+
 def domain_gap(work: Path, pages: int, minutes: float, preset: str, epochs: int, test_pages: int,
                side_by_side: bool = False) -> None:
     from deepscores.ml.evaluate_classify import evaluate_classify
@@ -116,10 +122,8 @@ def domain_gap(work: Path, pages: int, minutes: float, preset: str, epochs: int,
     names = ("clean", preset)
     runs = [work / f"run-{name}" for name in names]
     walls = train_pair("classify", list(zip((clean, degraded), runs)), minutes, epochs, side_by_side)
-    print(f"## classification, macro accuracy on the test split ({pages} pages; small preset, "
-          f"≤ {minutes:g} min / ≤ {epochs} epochs each on CPU, {how})\n")
-    print(f"| trained on \\ tested on | clean | {preset} | training s |")
-    print("|---|---:|---:|---:|")
+    _table_head(f"classification, macro accuracy on the test split ({pages} pages; small preset, "
+                f"≤ {minutes:g} min / ≤ {epochs} epochs each on CPU, {how})", preset)
     for name, run, wall in zip(names, runs, walls):
         on_clean, on_degraded = (evaluate_classify(run, test, "test", out=run / f"eval-{test_name}",
                                                    device="cpu")["macro_accuracy"]
@@ -132,10 +136,8 @@ def domain_gap(work: Path, pages: int, minutes: float, preset: str, epochs: int,
 
     runs = [work / f"detect-{name}" for name in names]
     walls = train_pair("detect", list(zip((clean, degraded), runs)), minutes, epochs, side_by_side)
-    print(f"## detection, FCN detector mAP@.5 on the test split (all classes / top-10 classes; "
-          f"≤ {minutes:g} min each on CPU, ≤ {test_pages} test pages, {how})\n")
-    print(f"| trained on \\ tested on | clean | {preset} | training s |")
-    print("|---|---:|---:|---:|")
+    _table_head(f"detection, FCN detector mAP@.5 on the test split (all classes / top-10 classes; "
+                f"≤ {minutes:g} min each on CPU, ≤ {test_pages} test pages, {how})", preset)
     for name, run, wall in zip(names, runs, walls):
         on_clean, on_degraded = (evaluate_detect_run(run, test, "test", out=run / f"eval-{test_name}" / "metrics.json",
                                                      device="cpu", max_pages=test_pages, overlays=0, progress=False)
