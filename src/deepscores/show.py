@@ -26,6 +26,7 @@ from deepscores.formats.deepscores_xml import PageRecord, read_page_xml
 from deepscores.formats.patches import PATCH_FOLDER, PATCH_SIZE
 from deepscores.formats.pngio import read_png
 from deepscores.page import BACKGROUND_CLASS
+from deepscores.show_predictions import load_predictions
 
 #: Size (width, height) of the default snippet: the window of this size holding most box centres.
 DEFAULT_CROP_PX = (960, 480)
@@ -264,43 +265,6 @@ def _patch_grid(files: list[Path], width: int) -> np.ndarray:
         frame[[0, -1], :] = 200
         frame[:, [0, -1]] = 200
     return grid
-
-
-def load_predictions(root: Path, page: str, predictions: str | Path, score_threshold: float
-                     ) -> tuple[list[tuple[int, tuple[int, int, int, int], float]], int]:
-    """Predicted boxes of ``page`` with score ≥ threshold, as (category_id, xyxy, score), and how many the file
-    holds for the page. Image ids are those of the ``coco/<split>.json`` whose images include ``<page>.png``."""
-    image_id = None
-    for split in ("train", "val", "test"):
-        path = root / "coco" / f"{split}.json"
-        if not path.is_file():
-            continue
-        try:
-            images = json.loads(path.read_text(encoding="utf-8"))["images"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DeepScoresError(f"{path}: cannot read COCO file ({type(exc).__name__})") from None
-        image_id = next((im.get("id") for im in images if im.get("file_name") == f"{page}.png"), None)
-        if image_id is not None:
-            break
-    if image_id is None:
-        raise DeepScoresError(f"{root / 'coco'}: no coco/<split>.json lists {page}.png, so its predictions cannot be matched")
-    path = Path(predictions)
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(results, list):
-            raise TypeError("not a list")
-        mine = [r for r in results if r["image_id"] == image_id]
-        boxes = []
-        for r in mine:
-            if float(r["score"]) >= score_threshold:
-                x, y, w, h = (float(v) for v in r["bbox"])
-                boxes.append((int(r["category_id"]), (round(x), round(y), round(x + w), round(y + h)), float(r["score"])))
-    except FileNotFoundError:
-        raise DeepScoresError(f"{path}: no such file") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DeepScoresError(f"{path}: not a COCO results file ([{{image_id, category_id, bbox, score}}]): "
-                              f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
-    return boxes, len(mine)
 
 
 def render_show(dataset_dir: str | Path, page: str | int, crop: tuple[int, int, int, int] | None = None,

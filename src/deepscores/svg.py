@@ -7,7 +7,6 @@ colours come through as fill/color attributes) are ignored on purpose: ink is in
 from __future__ import annotations
 
 import functools
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -15,6 +14,7 @@ import skia
 from lxml import etree
 
 from deepscores.errors import DeepScoresError
+from deepscores.svg_transform import NUMBER, numbers, parse_transform
 from deepscores.glyphs import (
     MUSIC_FONTS,
     drawing_font,
@@ -27,14 +27,10 @@ from deepscores.glyphs import (
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_comments=True)
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
-_TRANSFORM_RE = re.compile(r"(matrix|translate|scale|rotate|skewX|skewY)\s*\(([^)]*)\)")
-_NUMBER_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _CSS_RULE_RE = re.compile(r"([^{}]+)\{([^}]*)\}")
-_NUM = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
-# Verovio writes every glyph placement and every straight line in one fixed shape; matching that
-# shape directly avoids the general parsers on the thousands of elements of a dense page.
-_USE_TRANSFORM_RE = re.compile(rf"^translate\({_NUM},\s*{_NUM}\)\s*scale\({_NUM},\s*{_NUM}\)$")
-_LINE_D_RE = re.compile(rf"^\s*M\s*{_NUM}[\s,]+{_NUM}\s*L\s*{_NUM}[\s,]+{_NUM}\s*$")
+# Verovio writes every straight line in one fixed shape (as every glyph placement: svg_transform.py);
+# matching it directly avoids the general path parser on the thousands of lines of a dense page.
+_LINE_D_RE = re.compile(rf"^\s*M\s*{NUMBER}[\s,]+{NUMBER}\s*L\s*{NUMBER}[\s,]+{NUMBER}\s*$")
 _SHAPES = frozenset(("path", "polygon", "polyline", "rect", "ellipse", "circle", "line"))
 # Verovio groups that carry (or contain) musical time. Events have an entry in the timemap; the
 # containers get their onset from the events inside them; a measure has its own entry.
@@ -113,35 +109,6 @@ def stroke_paint(ink: Ink, antialias: bool) -> skia.Paint:
     if ink.dash:
         paint.setPathEffect(skia.DashPathEffect.Make(list(ink.dash), 0))
     return paint
-
-
-def _numbers(text: str | None) -> list[float]:
-    return [float(n) for n in _NUMBER_RE.findall(text or "")]
-
-
-def parse_transform(text: str | None) -> skia.Matrix:
-    """An SVG ``transform`` attribute as a skia matrix (functions applied left to right)."""
-    fast = _USE_TRANSFORM_RE.match(text or "")
-    if fast:
-        tx, ty, sx, sy = map(float, fast.groups())
-        return skia.Matrix.MakeAll(sx, 0, tx, 0, sy, ty, 0, 0, 1)
-    m = skia.Matrix()
-    for name, args in _TRANSFORM_RE.findall(text or ""):
-        v = _numbers(args)
-        if name == "translate":
-            step = skia.Matrix.Translate(v[0], v[1] if len(v) > 1 else 0.0)
-        elif name == "scale":
-            step = skia.Matrix.Scale(v[0], v[1] if len(v) > 1 else v[0])
-        elif name == "rotate":
-            step = skia.Matrix.RotateDeg(v[0], skia.Point(v[1], v[2])) if len(v) == 3 else skia.Matrix.RotateDeg(v[0])
-        elif name == "matrix":
-            step = skia.Matrix.MakeAll(v[0], v[2], v[4], v[1], v[3], v[5], 0, 0, 1)
-        elif name == "skewX":
-            step = skia.Matrix.Skew(math.tan(math.radians(v[0])), 0)
-        else:
-            step = skia.Matrix.Skew(0, math.tan(math.radians(v[0])))
-        m = skia.Matrix.Concat(m, step)
-    return m
 
 
 def _class_styles(styles_text: list[str]) -> dict[str, dict[str, str]]:
@@ -282,7 +249,7 @@ class _Walker:
         else:
             path = skia.Path()
             if tag in ("polygon", "polyline"):
-                v = _numbers(el.get("points"))
+                v = numbers(el.get("points"))
                 path.addPoly([skia.Point(v[i], v[i + 1]) for i in range(0, len(v) - 1, 2)], tag == "polygon")
             elif tag == "rect":
                 path.addRect(skia.Rect.MakeXYWH(*(float(el.get(k, 0)) for k in ("x", "y", "width", "height"))))
@@ -305,7 +272,7 @@ class _Walker:
         if not fill and not stroke:
             return
         dasharray = get("stroke-dasharray")
-        dash = tuple(_numbers(dasharray)) or None if dasharray else None
+        dash = tuple(numbers(dasharray)) or None if dasharray else None
         self.inks.append(Ink(
             path, bounds, matrix, fill, stroke,
             _CAPS.get(get("stroke-linecap", "butt"), _BUTT),
@@ -328,7 +295,7 @@ class _Walker:
     def _text(self, el, matrix, groups, owner) -> None:
         bold, italic = self._style_flags(groups)
         x, y = float(el.get("x", 0)), float(el.get("y", 0))
-        state = {"size": _numbers(el.get("font-size"))[0] if el.get("font-size") else 0.0,
+        state = {"size": numbers(el.get("font-size"))[0] if el.get("font-size") else 0.0,
                  "family": "", "bold": bold, "italic": italic, "anchor": el.get("text-anchor", "start")}
         chunks: list[list] = [[el.get("text-anchor", "start"), []]]
         pen = [x, y]
@@ -347,7 +314,7 @@ class _Walker:
     def _text_runs(self, el, state, pen, chunks, owner) -> None:
         st = dict(state)
         if el.get("font-size"):
-            st["size"] = (_numbers(el.get("font-size")) or [st["size"]])[0]
+            st["size"] = (numbers(el.get("font-size")) or [st["size"]])[0]
         if el.get("font-family"):
             st["family"] = el.get("font-family").split(",")[0].strip().strip("'\"")
         if el.get("font-weight"):
@@ -359,8 +326,8 @@ class _Walker:
                 pen[0] = float(el.get("x", pen[0]))
                 pen[1] = float(el.get("y", pen[1]))
                 chunks.append([el.get("text-anchor", st["anchor"]), []])
-        pen[0] += sum(_numbers(el.get("dx")))
-        pen[1] += sum(_numbers(el.get("dy")))
+        pen[0] += sum(numbers(el.get("dx")))
+        pen[1] += sum(numbers(el.get("dy")))
         owner = el.get("id") or owner
         self._emit_chars(el.text, st, pen, chunks, owner)
         for child in el:
@@ -401,7 +368,7 @@ def parse_svg(svg: str | bytes, width_px: int, height_px: int, page_font: str) -
     inner = next((el for el in root.iter("{*}svg") if el.get("viewBox")), None)
     if inner is None:
         raise DeepScoresError("SVG page: no viewBox; not a Verovio page")
-    vb = _numbers(inner.get("viewBox"))
+    vb = numbers(inner.get("viewBox"))
     scale = width_px / vb[2]
     # One scan of the tree finds both (a wildcard-namespace scan costs as much as the CSS itself).
     styles, defs_elements = [], []
