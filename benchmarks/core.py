@@ -15,9 +15,10 @@ import statistics
 import time
 
 import music21
+import numpy as np
 import verovio
 
-from deepscores.annotate import collect_instances, mark_occlusion
+from deepscores.annotate import collect_instances, label_maps, mark_occlusion
 from deepscores.corpus import load_score
 from deepscores.engrave import EngraveOptions, engrave
 from deepscores.page import Symbol
@@ -60,8 +61,10 @@ def time_score(path, options: EngraveOptions, pages_per_score: int, backend) -> 
         row["image"] = (time.perf_counter() - t) * 1000
         labelled = [(ink, i + 1) for i, inst in enumerate(instances) for ink in inst.inks]
         t = time.perf_counter()
-        instance_map, _ = backend.render_labels(parsed, labelled, [0] + [1] * len(instances))
-        mark_occlusion([Symbol(1, "x", b, i + 1, "") for i, b in enumerate(boxes)], instance_map)
+        instance_map = backend.render_instances(parsed, labelled)
+        class_ids = [0] + [1] * len(instances)
+        class_mask, extents = label_maps(instance_map, np.array(boxes, np.int64).reshape(-1, 4), class_ids)
+        mark_occlusion([Symbol(1, "x", b, i + 1, "") for i, b in enumerate(boxes)], instance_map, extents)
         row["labels"] = (time.perf_counter() - t) * 1000
         row["symbols"] = len(instances)
         rows.append(row)

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from deepscores.annotate import mark_occlusion, score_pages
+from deepscores.annotate import label_maps, mark_occlusion, score_pages
 from deepscores.engrave import FONTS, EngraveOptions
 from deepscores.page import BACKGROUND_CLASS, Symbol
+from deepscores.raster import class_mask_of
 from tests.musicxml import note, rest, score, write
 
 
@@ -232,3 +233,21 @@ def test_mark_occlusion_on_a_hand_made_map(caplog):
     assert "nothing covers it" in caplog.text and "(77, 10, 90, 20)" in caplog.text
     extents = ndimage.find_objects(instance_map, max_label=len(boxes))
     assert extents[3] is None and (extents[4][1].start, extents[4][1].stop) == (77, 90)
+
+
+def test_label_maps_match_a_whole_page_look_up():
+    """The class mask from the boxes' windows equals the look-up over the whole map, both when every
+    pixel lies near its box (the windows suffice) and when one strays (the whole map is used)."""
+    boxes = np.array([(10, 10, 20, 20), (15, 12, 30, 18), (40, 5, 42, 35)], np.int64)
+    instance_map = np.zeros((40, 60), np.uint16)
+    for instance_id, (x0, y0, x1, y1) in enumerate(boxes.tolist(), start=1):
+        instance_map[y0:y1, x0:x1] = instance_id
+    class_ids = [0, 7, 0, 254]  # class 0 exists too: it must not read as background
+    for stray in (False, True):
+        if stray:
+            instance_map[38, 2] = 2  # far outside box 2
+        class_mask, extents = label_maps(instance_map, boxes, class_ids)
+        assert np.array_equal(class_mask, class_mask_of(instance_map, class_ids))
+        assert np.count_nonzero(class_mask == 7) == 10 * 10 - 5 * 6  # box 1 minus what 2 covers
+        assert np.count_nonzero(class_mask == 0) == 15 * 6 + stray
+        assert extents == [(10, 10, 20, 20), (2, 12, 30, 39) if stray else (15, 12, 30, 18), (40, 5, 42, 35)]

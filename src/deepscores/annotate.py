@@ -20,7 +20,7 @@ from deepscores.engrave import EngravedPage, EngraveOptions, engrave
 from deepscores.geometry import OBox, oriented_boxes
 from deepscores.meaning import onset_of
 from deepscores.page import Page, Symbol
-from deepscores.raster import MAX_INSTANCES, RasterBackend, get_backend
+from deepscores.raster import MAX_INSTANCES, RasterBackend, class_mask_of, get_backend
 from deepscores.svg import Ink, ParsedSvg, parse_svg
 
 #: A glyph drawn below this fraction of the page's usual notehead size is a cue/grace ("small") one.
@@ -127,15 +127,19 @@ def collect_instances(parsed: ParsedSvg, vocabulary: str = "deepscores") -> tupl
     return instances, unmapped
 
 
-def mark_occlusion(symbols: list[Symbol], instance_map: np.ndarray) -> list[Symbol]:
+def mark_occlusion(symbols: list[Symbol], instance_map: np.ndarray,
+                   extents: list[tuple[int, int, int, int] | None] | None = None) -> list[Symbol]:
     """Flag symbols whose pixels in the instance map no longer span their box (covered by later ones).
 
     Only a symbol that another symbol's box touches can be covered; a mismatch with no such
     neighbour would be a rendering fault, so it is logged and left unflagged, where tests see it.
+    ``extents`` are `instance_extents` of the map, when the caller has them already.
     """
     boxes = np.array([s.bbox_xyxy for s in symbols], np.int64).reshape(-1, 4)
+    if extents is None:
+        extents = instance_extents(instance_map, boxes)
     marked = []
-    for index, (s, ext) in enumerate(zip(symbols, instance_extents(instance_map, boxes))):
+    for index, (s, ext) in enumerate(zip(symbols, extents)):
         if ext is None:
             s = replace(s, hidden=True, occluded=True)
         else:
@@ -159,14 +163,23 @@ _min, _max = np.minimum.reduce, np.maximum.reduce
 
 def instance_extents(instance_map: np.ndarray, boxes: np.ndarray) -> list[tuple[int, int, int, int] | None]:
     """Per instance ``i`` (1-based, box ``boxes[i - 1]``): the extent ``(x0, y0, x1, y1)``, end
-    exclusive, of its pixels in the map, or None where it has none (scipy's find_objects, as boxes).
+    exclusive, of its pixels in the map, or None where it has none (scipy's find_objects, as boxes)."""
+    return label_maps(instance_map, boxes, None)[1]
+
+
+def label_maps(instance_map: np.ndarray, boxes: np.ndarray, class_ids: list[int] | None
+               ) -> tuple[np.ndarray | None, list[tuple[int, int, int, int] | None]]:
+    """The class mask (`raster.class_mask_of`; skipped when ``class_ids`` is None) and the
+    `instance_extents` of an instance map, from one look at each symbol's pixels.
 
     Each instance is looked for only around its box: a symbol's pixels are a few hundred of five
-    million, and find_objects over the whole page cost a sixth of the page's ground truth. The
-    windows are exact when together they hold every labelled pixel of the map, which one count
-    checks; otherwise (a pixel strayed from its box: a rendering fault) the whole map is searched.
+    million, and a pass over the whole page (a class look-up, scipy's find_objects) costs more than
+    all the windows together. The windows are exact when together they hold every labelled pixel of
+    the map, which one count checks; otherwise (a pixel strayed from its box: a rendering fault)
+    the whole map is used.
     """
     height, width = instance_map.shape
+    class_mask = None if class_ids is None else np.full((height, width), 255, np.uint8)
     extents: list[tuple[int, int, int, int] | None] = []
     found = 0
     for instance_id, (x0, y0, x1, y1) in enumerate(boxes.tolist(), start=1):
@@ -174,20 +187,24 @@ def instance_extents(instance_map: np.ndarray, boxes: np.ndarray) -> list[tuple[
         wx1, wy1 = min(width, x1 + _EXTENT_MARGIN), min(height, y1 + _EXTENT_MARGIN)
         # ufuncs and methods called directly: a dense page has a thousand symbols, and numpy's
         # Python-level wrappers (flatnonzero, min) would cost as much as the work itself.
-        hits = (instance_map[wy0:wy1, wx0:wx1] == instance_id).ravel().nonzero()[0]
+        owned = instance_map[wy0:wy1, wx0:wx1] == instance_id
+        hits = owned.ravel().nonzero()[0]
         if not hits.size:
             extents.append(None)
             continue
         found += hits.size
+        if class_mask is not None:
+            np.copyto(class_mask[wy0:wy1, wx0:wx1], class_ids[instance_id], where=owned)
         w = wx1 - wx0
         # nonzero counts in row-major order: the first and the last hit are on the top and bottom rows.
         cols = hits % w
         extents.append((wx0 + int(_min(cols)), wy0 + int(hits[0]) // w,
                         wx0 + int(_max(cols)) + 1, wy0 + int(hits[-1]) // w + 1))
     if found == np.count_nonzero(instance_map):
-        return extents
+        return class_mask, extents
     slices = ndimage.find_objects(instance_map, max_label=len(boxes))
-    return [None if ext is None else (ext[1].start, ext[0].start, ext[1].stop, ext[0].stop) for ext in slices]
+    extents = [None if ext is None else (ext[1].start, ext[0].start, ext[1].stop, ext[0].stop) for ext in slices]
+    return (None if class_ids is None else class_mask_of(instance_map, class_ids)), extents
 
 
 def annotate(
@@ -237,7 +254,9 @@ def annotate(
 
     image = backend.render_image(parsed)
     class_ids = [0] + [catalogue.id_of(inst.class_name) for inst, _ in kept]
-    instance_map, class_mask = backend.render_labels(parsed, labelled, class_ids)
+    instance_map = backend.render_instances(parsed, labelled)
+    boxes = np.array([box for _, box in kept], np.int64).reshape(-1, 4)
+    class_mask, label_extents = label_maps(instance_map, boxes, class_ids)
     extents = full_extents(kept, backend, page.width_px, page.height_px) if full_instances else None
     symbols = []
     for index, (inst, box) in enumerate(kept):
@@ -250,7 +269,7 @@ def annotate(
             area_px=np.count_nonzero(extents.masks[index]) if extents else None,
             onset=onset_of(first.timing_ids, page.onsets, parsed.members) if page.onsets else None,
         ))
-    symbols = mark_occlusion(symbols, instance_map)
+    symbols = mark_occlusion(symbols, instance_map, label_extents)
     return Page(
         image=image, class_mask=class_mask, instance_map=instance_map, symbols=symbols,
         font=page.font, score_id=score_id, page_number=page.page_number,

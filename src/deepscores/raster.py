@@ -3,7 +3,9 @@
 A backend is a class registered by name; ``get_backend(name)`` picks one. The default, ``skia``,
 draws the ink itself on skia-python canvases (BSD): the image pass anti-aliased on an A8 surface
 (grey = 255 − coverage), the label pass with anti-aliasing off on an R8G8 surface where each
-symbol's colour *is* its instance id, so label values are exact by construction.
+symbol's colour *is* its instance id, so label values are exact by construction. The class mask is
+not drawn: it is the instance map looked up through each instance's class (`class_mask_of`), so the
+two maps cannot disagree.
 """
 
 from __future__ import annotations
@@ -28,11 +30,8 @@ class RasterBackend(Protocol):
     def render_image(self, parsed: ParsedSvg) -> np.ndarray:
         """uint8 (H, W) greyscale, 255 = white paper."""
 
-    def render_labels(self, parsed: ParsedSvg, labelled: Sequence[tuple[Ink, int]],
-                      class_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """uint16 (H, W) instance map (the id of the symbol drawn last at each pixel, 0 = background)
-        and uint8 class mask (255 = background), in one pass; ``class_ids[i]`` is the class of
-        instance ``i`` (index 0 unused)."""
+    def render_instances(self, parsed: ParsedSvg, labelled: Sequence[tuple[Ink, int]]) -> np.ndarray:
+        """uint16 (H, W) instance map: the id of the symbol drawn last at each pixel, 0 = background."""
 
     def render_symbol_masks(self, symbols: Sequence[tuple[Sequence[Ink], tuple[int, int, int, int]]]
                             ) -> list[np.ndarray]:
@@ -55,6 +54,15 @@ def backend_names() -> list[str]:
     return sorted(_BACKENDS)
 
 
+def class_mask_of(instance_map: np.ndarray, class_ids: Sequence[int]) -> np.ndarray:
+    """uint8 class mask of an instance map: ``class_ids[i]`` where instance ``i`` owns the pixel, 255
+    on the background (``class_ids[0]`` is ignored). annotate.label_maps gives the same array faster
+    by looking only inside the symbols' boxes."""
+    lut = np.full(MAX_INSTANCES + 1, 255, np.uint8)
+    lut[1:len(class_ids)] = class_ids[1:]
+    return lut[instance_map]
+
+
 def get_backend(name: str = "skia") -> RasterBackend:
     try:
         return _BACKENDS[name]()
@@ -71,16 +79,14 @@ class _Pen:
     exactly the state a fresh one with the same settings would be in, so the pixels are the same.
     """
 
-    def __init__(self, canvas: skia.Canvas, antialias: bool, hairline: bool,
-                 blend: skia.BlendMode = skia.BlendMode.kSrcOver) -> None:
+    def __init__(self, canvas: skia.Canvas, antialias: bool, hairline: bool) -> None:
         self.canvas = canvas
         self.antialias = antialias
-        self.blend = blend
-        self.fill = skia.Paint(AntiAlias=antialias, BlendMode=blend)
+        self.fill = skia.Paint(AntiAlias=antialias)
         # Labels cover every pixel the outline touches, not only pixels whose centre is inside:
         # the thin tip of a flat or a flag then still reaches its box, and the mask covers all the
         # ink the anti-aliased image shows for the symbol.
-        self.hairline = (skia.Paint(AntiAlias=False, Style=skia.Paint.kStroke_Style, StrokeWidth=0, BlendMode=blend)
+        self.hairline = (skia.Paint(AntiAlias=False, Style=skia.Paint.kStroke_Style, StrokeWidth=0)
                          if hairline else None)
         self.strokes: dict[tuple, skia.Paint] = {}
         self.color = skia.ColorBLACK
@@ -110,7 +116,6 @@ class _Pen:
             paint = self.strokes.get(key)
             if paint is None:
                 paint = self.strokes[key] = stroke_paint(ink, self.antialias)
-                paint.setBlendMode(self.blend)
             paint.setColor(self.color)
             self.canvas.drawPath(ink.path, paint)
 
@@ -129,35 +134,23 @@ class SkiaBackend:
         del pen, canvas, surface
         return np.subtract(255, coverage, dtype=np.uint8)
 
-    def render_labels(self, parsed: ParsedSvg, labelled: Sequence[tuple[Ink, int]],
-                      class_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    def render_instances(self, parsed: ParsedSvg, labelled: Sequence[tuple[Ink, int]]) -> np.ndarray:
         # An R8G8 surface is a little-endian uint16 array: the instance map is drawn in place,
         # R = low byte and G = high byte of the id (exact for all 65,536 values; tested).
         instance_map = np.zeros((parsed.height_px, parsed.width_px), np.uint16)
         info = skia.ImageInfo.Make(parsed.width_px, parsed.height_px, skia.ColorType.kR8G8_unorm_ColorType,
                                    skia.AlphaType.kOpaque_AlphaType)
         surface = skia.Surface.MakeRasterDirect(info, instance_map)
-        canvas = surface.getCanvas()
-        # The class mask is drawn beside it, with the same geometry: an A8 surface whose alpha *is*
-        # the class id (source blending writes it unchanged, exact for 0..255), instead of a lookup
-        # through the instance map, which costs twice as much on a whole page.
-        class_mask = np.full((parsed.height_px, parsed.width_px), 255, np.uint8)
-        mask_surface = skia.Surface.MakeRasterDirect(skia.ImageInfo.MakeA8(parsed.width_px, parsed.height_px),
-                                                     class_mask)
-        mask_canvas = mask_surface.getCanvas()
-        pen = _Pen(canvas, antialias=False, hairline=True)
-        mask_pen = _Pen(mask_canvas, antialias=False, hairline=True, blend=skia.BlendMode.kSrc)
+        pen = _Pen(surface.getCanvas(), antialias=False, hairline=True)
         for ink, instance_id in labelled:
             if not 0 < instance_id <= MAX_INSTANCES:
                 raise OptionsError(f"instance id {instance_id} outside 1..{MAX_INSTANCES}")
             pen.set_color(skia.Color(instance_id & 0xFF, instance_id >> 8, 0))
             pen.draw(ink)
-            mask_pen.set_color(skia.ColorSetARGB(class_ids[instance_id], 0, 0, 0))
-            mask_pen.draw(ink)
-        del pen, mask_pen, canvas, surface, mask_canvas, mask_surface
+        del pen, surface
         if sys.byteorder != "little":
             instance_map.byteswap(inplace=True)
-        return instance_map, class_mask
+        return instance_map
 
     def render_symbol_masks(self, symbols: Sequence[tuple[Sequence[Ink], tuple[int, int, int, int]]]
                             ) -> list[np.ndarray]:
