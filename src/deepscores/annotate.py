@@ -11,7 +11,6 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import ndimage
 
 from deepscores.classes import Catalogue, GlyphContext, classify, load_catalogue, merges_into_group
 from deepscores.classes_v2 import MERGED_V2, V2_VOCABULARIES, draw_layer, hairpin_opening, staff_position
@@ -202,6 +201,9 @@ def label_maps(instance_map: np.ndarray, boxes: np.ndarray, class_ids: list[int]
                         wx0 + int(_max(cols)) + 1, wy0 + int(hits[-1]) // w + 1))
     if found == np.count_nonzero(instance_map):
         return class_mask, extents
+    # Imported here: scipy's import is a fifth of a second, paid by every worker for a fault path.
+    from scipy import ndimage
+
     slices = ndimage.find_objects(instance_map, max_label=len(boxes))
     extents = [None if ext is None else (ext[1].start, ext[0].start, ext[1].stop, ext[0].stop) for ext in slices]
     return (None if class_ids is None else class_mask_of(instance_map, class_ids)), extents
