@@ -203,3 +203,15 @@ def test_resume_continues_from_the_checkpoint(trained_run, patch_data, tmp_path)
     assert after[:10] == before and [row["epoch"] for row in after[10:]] == [11, 12]
     assert torch.load(run / "checkpoint.pt", weights_only=False)["epoch"] == 12
     assert (run / "history.csv").read_text().count("\n") == 13
+
+
+def test_a_spent_budget_still_trains_one_batch_and_checkpoints(patch_data, tmp_path):
+    """max_minutes=0 is spent before the first batch arrives: the call still trains that one batch,
+    validates and leaves an evaluable checkpoint (before, it left a run folder without one)."""
+    run = tmp_path / "run"
+    train_classify(patch_data, run, epochs=5, batch_size=16, device="cpu", progress=False, max_minutes=0)
+    history = json.loads((run / "history.json").read_text())
+    assert len(history) == 1 and history[0]["epoch"] == 1 and history[0]["complete"] is False
+    assert history[0]["samples"] == 16
+    assert (run / "best.pt").is_file()
+    assert evaluate_classify(run, patch_data, split="train", device="cpu")["samples"] > 0

@@ -122,6 +122,9 @@ def train_classify(data_dir: str | Path, out_dir: str | Path, preset: str = "sma
         # -- loop ----------------------------------------------------------------------------------
         started = time.perf_counter()
         budget_s = math.inf if config.max_minutes is None else 60.0 * config.max_minutes
+        # Every call trains at least one batch, so it always leaves a checkpoint to evaluate, however
+        # small the budget (the loader's start alone can outlast a few seconds).
+        trained = False
         with training_progress(progress) as bar:
             for epoch in range(start_epoch, config.epochs):
                 if hasattr(train_loader, "set_epoch"):
@@ -133,9 +136,10 @@ def train_classify(data_dir: str | Path, out_dir: str | Path, preset: str = "sma
                                     loss=0.0, acc=0.0, rate=0.0)
                 seen, correct, loss_sum, epoch_start, cut_short = 0, 0, 0.0, time.perf_counter(), False
                 for x, y in train_loader:
-                    if time.perf_counter() - started > budget_s:
+                    if trained and time.perf_counter() - started > budget_s:
                         cut_short = True
                         break
+                    trained = True
                     x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
                     logits = model(x)
                     loss = F.cross_entropy(logits, y)

@@ -148,6 +148,9 @@ def train_detect(data_dir: str | Path, out_dir: str | Path, detector: str = "fcn
         # -- loop ----------------------------------------------------------------------------------
         started = time.perf_counter()
         budget_s = math.inf if config.max_minutes is None else 60.0 * config.max_minutes
+        # Every call trains at least one batch, so it always leaves a checkpoint to evaluate, however
+        # small the budget (the loader's start alone can outlast a few seconds).
+        trained = False
         with training_progress(progress, unit="crops") as bar:
             for epoch in range(start_epoch, config.epochs):
                 crops.set_epoch(epoch)
@@ -160,9 +163,10 @@ def train_detect(data_dir: str | Path, out_dir: str | Path, detector: str = "fcn
                 seen, steps, loss_sum, parts_sum = 0, 0, 0.0, {}
                 epoch_start, cut_short = time.perf_counter(), False
                 for images, targets in loader:
-                    if time.perf_counter() - started > budget_s:
+                    if trained and time.perf_counter() - started > budget_s:
                         cut_short = True
                         break
+                    trained = True
                     images = images.to(dev, non_blocking=True)
                     if dev.type == "cpu":
                         images = images.contiguous(memory_format=torch.channels_last)

@@ -186,6 +186,9 @@ def train_segment(data_dir: str | Path, out_dir: str | Path, preset: str = "cpu"
         # -- loop ----------------------------------------------------------------------------------
         started = time.perf_counter()
         budget_s = math.inf if config.max_minutes is None else 60.0 * config.max_minutes
+        # Every call trains at least one batch, so it always leaves a checkpoint to evaluate, however
+        # small the budget (the loader's start alone can outlast a few seconds).
+        trained = False
         with training_progress(progress, unit="crops") as bar:
             for epoch in range(start_epoch, config.epochs):
                 loader.sampler.set_epoch(epoch)
@@ -195,9 +198,10 @@ def train_segment(data_dir: str | Path, out_dir: str | Path, preset: str = "cpu"
                 seen, steps, loss_sum, fg_right, fg_total = 0, 0, 0.0, 0, 0
                 epoch_start, cut_short = time.perf_counter(), False
                 for x, y in loader:
-                    if time.perf_counter() - started > budget_s:
+                    if trained and time.perf_counter() - started > budget_s:
                         cut_short = True
                         break
+                    trained = True
                     x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
                     if dev.type == "cpu":
                         x = x.contiguous(memory_format=torch.channels_last)
