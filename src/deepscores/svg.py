@@ -193,7 +193,8 @@ class _Walker:
                         cls.split(" ", 1)[0], bool(self.hidden_classes and not self.hidden_classes.isdisjoint(cls.split())))
                 kind, hidden_by_class = known
                 child_hidden = hidden or get("visibility") == "hidden" or hidden_by_class
-                data_line = get("data-line")
+                # Only clefs carry data-line (EngraveOptions asks Verovio for clef@line alone).
+                data_line = get("data-line") if kind == "clef" else None
                 outer = self.staff_id, self.system_id, self.timing_ids
                 if kind == "staff":
                     self.staff_id = child_owner
@@ -234,16 +235,18 @@ class _Walker:
     def _shape(self, tag, el, matrix, groups, owner) -> None:
         if tag == "path":
             d = el.get("d") or ""
-            if not d.strip():
-                return
             line = _LINE_D_RE.match(d)
             if line:
                 x0, y0, x1, y1 = map(float, line.groups())
-                path = skia.Path.Line(skia.Point(x0, y0), skia.Point(x1, y1))
+                path = skia.Path()
+                path.moveTo(x0, y0)
+                path.lineTo(x1, y1)
                 bounds = path.computeTightBounds()
                 if y0 == y1 and groups and groups[-1] == "staff" and self.staff_id:
                     # Verovio draws a staff's lines as horizontal paths directly inside its group.
                     self.staff_lines.setdefault(self.staff_id, []).append(matrix.mapXY(x0, y0).y())
+            elif not d.strip():
+                return
             else:
                 path, bounds = path_from_d(d)
         else:
