@@ -17,9 +17,9 @@ import pytest
 from pycocotools.coco import COCO
 
 from deepscores.errors import DeepScoresError
-from deepscores.pipeline.run import EXIT_SOME_FAILED, GenerateOptions, RunSettings, run_generate
+from deepscores.pipeline.run import EXIT_SOME_FAILED, GenerateOptions, RunSettings, run_generate, work_estimate
 from deepscores.validate import validate_dataset
-from tests.musicxml import note, score, write_tiny_corpus
+from tests.musicxml import note, score, write, write_tiny_corpus
 
 CRASHING_ABC = music21.corpus.getWork("airdsAirs/book1.abc")  # aborts Verovio 6.4.1 (std::out_of_range)
 
@@ -190,3 +190,22 @@ def test_resume_accepts_a_record_without_options_added_later_but_names_a_changed
     assert generate(tiny, out, workers=1, resume=True).exit_code == 0
     with pytest.raises(DeepScoresError, match="these differ: seed"):
         generate(tiny, out, workers=1, resume=True, seed=8)
+
+
+def test_work_estimate_reads_an_mxl_by_its_music_not_its_zip(tmp_path):
+    """Largest scores go first; a compressed .mxl counts by its uncompressed members, so a long score
+    in a small zip is not scheduled after shorter plain files. Unreadable files count as 0."""
+    import zipfile
+
+    music = score(*[note("C", 4)] * 400)
+    plain = write(tmp_path, score(*[note("C", 4)] * 100), "short.musicxml")
+    packed = tmp_path / "long.mxl"
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("META-INF/container.xml", "<container/>")
+        archive.writestr("long.musicxml", music)
+    assert packed.stat().st_size < plain.stat().st_size  # the zip is the smaller file
+    assert work_estimate(str(packed)) == len(music.encode()) + len("<container/>")
+    assert work_estimate(str(packed)) > work_estimate(str(plain)) == plain.stat().st_size
+    broken = tmp_path / "broken.mxl"
+    broken.write_bytes(b"not a zip")
+    assert work_estimate(str(broken)) == 0 and work_estimate(str(tmp_path / "missing.xml")) == 0

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import time
+import zipfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -264,7 +265,7 @@ def run_generate(
         if options.pages is None:
             # Largest files first, so no long score starts last and leaves one core idle at the
             # end. Only scheduling changes: the dataset is assembled in plan order.
-            todo.sort(key=lambda s: -_size(s))
+            todo.sort(key=lambda s: -work_estimate(s))
         for source in todo:
             if source not in results:
                 yield ScoreTask(source, str(out), options.fonts, options.seed, options.dpi, options.unit,
@@ -295,11 +296,18 @@ def run_generate(
     return summary
 
 
-def _size(path: str) -> int:
+def work_estimate(path: str) -> int:
+    """How much music a score file holds, to schedule the largest first: its size, and for a compressed
+    MusicXML (.mxl) the uncompressed size of its members, read from the zip's directory. A 140 KB .mxl
+    can hold 7 MB of MusicXML (54 pages), more than a 600 KB .xml; by file size alone it started late
+    and left one worker alone at the end."""
     try:
+        if path.lower().endswith(".mxl"):
+            with zipfile.ZipFile(path) as archive:
+                return sum(member.file_size for member in archive.infolist())
         return os.path.getsize(path)
-    except OSError:
-        return 0
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return 0  # unreadable: the worker says why, in the manifest
 
 
 def make_engine(settings: RunSettings):
