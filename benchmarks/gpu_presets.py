@@ -98,7 +98,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['model']} | failed: {r['error']} ||||||")
+            print(f"| {r['model']} | failed: {r['error']} | | | | | |")
             continue
         rate = f"{r['rate']:.0f}" if r["rate"] is not None else "-"
         best = f"{r['best_val']:.3f}" if r["best_val"] is not None else "-"
