@@ -95,3 +95,17 @@ def test_onset_of_walks_to_the_nearest_timed_ancestor():
     assert onset_of(("n2", "chord", "m1"), onsets, members) == 2.5
     assert onset_of(("slur", "m1"), onsets, members) == 0.0
     assert onset_of((), onsets, members) is None
+
+
+def test_onsets_after_a_repeat_are_written_positions():
+    """bwv358 repeats its first section (`:|` after measure 6). Onsets count the written score, as
+    music21's offsets do; a timemap that plays the repeat puts every later note 24 quarters late."""
+    path = music21.corpus.getWork("bach/bwv358")
+    m21 = music21.converter.parse(path)
+    assert list(m21.recurse().getElementsByClass(music21.bar.Repeat))  # the repeat is really there
+    pages = score_pages(load_score(path), catalogue=load_catalogue("deepscoresv2"))
+    ours = Counter((s.onset, s.rel_position) for page in pages for s in page.symbols
+                   if s.class_name.startswith("notehead"))
+    expected = expected_heads(m21)
+    assert sum(expected.values()) > 150 and max(onset for onset, _ in expected) >= 44
+    assert ours == expected

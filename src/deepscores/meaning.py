@@ -20,9 +20,11 @@ def timing_table(toolkit: Any) -> dict[str, float]:
     """Element id → onset in quarter notes from the start of the score, for a loaded toolkit.
 
     One ``renderToTimemap`` call: its ``qstamp`` is exactly "quarter notes since the start".
-    Verovio does not expand repeats here, so each element appears once; should an id recur, its
-    first (earliest) onset is kept. An incomplete first measure (anacrusis) lasts what it holds,
-    so the first downbeat has the onset of the pickup's length, as in music21.
+    EngraveOptions sets ``expandNever``, so repeats are not played: each element appears once, at
+    its written position, as music21's offsets count it (with repeats played, every measure after a
+    ``:|`` came a whole section late). Should an id still recur, its first (earliest) onset is kept.
+    An incomplete first measure (anacrusis) lasts what it holds, so the first downbeat has the onset
+    of the pickup's length, as in music21.
     """
     table: dict[str, float] = {}
     for entry in toolkit.renderToTimemap({"includeRests": True, "includeMeasures": True}):
