@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import ndimage
@@ -21,6 +23,8 @@ from deepscores.formats.deepscores_xml import PageRecord, read_page_xml
 from deepscores.formats.pngio import read_png
 from deepscores.page import BACKGROUND_CLASS
 from deepscores.validate_v2 import check_instance_rle, check_obb_anns
+
+T = TypeVar("T")
 
 #: The folders holding one file per page, and each file's suffix.
 PAGE_FOLDERS = {"images_png": ".png", "pix_annotations_png": ".png", "instance_png": ".png", "xml_annotations": ".xml"}
@@ -257,6 +261,18 @@ def _compare_pages(path: Path, found: list[str], splits: dict[str, list[str]] | 
                          f"e.g. {sorted(missing or extra)[0]}")
 
 
+def read_json_file(path: Path, report: _Report, kind: str, parse: Callable[[Any], T]) -> T | None:
+    """``parse`` of the JSON in ``path``, or None after reporting why not: the file cannot be read,
+    or it (or what ``parse`` looks for in it) is not ``kind``. One wording for every JSON checker."""
+    try:
+        return parse(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError) as exc:
+        report.add(path, f"cannot read: {getattr(exc, 'strerror', None) or exc}")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        report.add(path, f"not {kind}: {type(exc).__name__}: {exc}")
+    return None
+
+
 def _check_coco(root: Path, records: dict[str, PageRecord], splits: dict[str, list[str]] | None,
                 catalogue: Catalogue, report: _Report) -> None:
     if not (root / "coco").is_dir():
@@ -264,8 +280,8 @@ def _check_coco(root: Path, records: dict[str, PageRecord], splits: dict[str, li
     categories = [{"id": catalogue.id_of(n), "name": n} for n in catalogue.names]
     for split in SPLITS:
         path = root / "coco" / f"{split}.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+
+        def boxes_by_page(data: Any) -> dict[str, Counter[_Box]]:
             pages = {image["id"]: image["file_name"].removesuffix(".png") for image in data["images"]}
             found: dict[str, Counter[_Box]] = {page: Counter() for page in pages.values()}
             for ann in data["annotations"]:
@@ -274,11 +290,10 @@ def _check_coco(root: Path, records: dict[str, PageRecord], splits: dict[str, li
                 found[pages[ann["image_id"]]][(name, (x, y, x + w, y + h))] += 1
             if [{"id": c["id"], "name": c["name"]} for c in data["categories"]] != categories:
                 report.add(path, f"categories differ from vocabulary {catalogue.name!r}")
-        except (OSError, UnicodeDecodeError) as exc:
-            report.add(path, f"cannot read: {getattr(exc, 'strerror', None) or exc}")
-            continue
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            report.add(path, f"not a COCO file this dataset writes: {type(exc).__name__}: {exc}")
+            return found
+
+        found = read_json_file(path, report, "a COCO file this dataset writes", boxes_by_page)
+        if found is None:
             continue
         _compare_pages(path, list(found), splits, split, report)
         for page, boxes in found.items():

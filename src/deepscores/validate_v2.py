@@ -6,7 +6,6 @@ one defect naming the file; nothing here raises for a damaged dataset.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,7 +78,7 @@ def check_obb_anns(root: Path, records: dict[str, PageRecord], splits: dict[str,
     out = root / "obb_anns"
     if not out.is_dir():
         return
-    from deepscores.validate import SPLITS, _compare_pages
+    from deepscores.validate import SPLITS, _compare_pages, read_json_file
 
     image_ids: set[int] = set()
     ann_ids: set[str] = set()
@@ -88,16 +87,11 @@ def check_obb_anns(root: Path, records: dict[str, PageRecord], splits: dict[str,
         if not path.is_file():
             report.add(path, "missing")
             continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            images, annotations = data["images"], data["annotations"]
-            pages = [image["filename"].removesuffix(".png") for image in images]
-        except (OSError, UnicodeDecodeError) as exc:
-            report.add(path, f"cannot read: {getattr(exc, 'strerror', None) or exc}")
+        parsed = read_json_file(path, report, "an obb_anns file", lambda data: (
+            data["images"], data["annotations"], [image["filename"].removesuffix(".png") for image in data["images"]]))
+        if parsed is None:
             continue
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            report.add(path, f"not an obb_anns file: {type(exc).__name__}: {exc}")
-            continue
+        images, annotations, pages = parsed
         _compare_pages(path, pages, splits, split, report)
         for image, page in zip(images, pages):
             if image.get("id") in image_ids:
