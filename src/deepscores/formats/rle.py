@@ -42,21 +42,30 @@ RLE_FOLDER = "instance_rle"
 InstanceMask = tuple[tuple[int, int, int, int], np.ndarray]
 
 
+def _on_page(bbox_xyxy: Sequence[int], local_mask: np.ndarray, height: int, width: int
+             ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The part of ``local_mask`` (placed at ``bbox_xyxy``) that lies on the page, and that part's box;
+    a box entirely off the page gives an empty mask at (0, 0, 0, 0). Clipping first keeps every run
+    on the page. A mask that does not fit its box is a ValueError."""
+    x0, y0, x1, y1 = (int(v) for v in bbox_xyxy)
+    local = np.asarray(local_mask, dtype=bool)
+    if local.shape != (y1 - y0, x1 - x0):
+        raise ValueError(f"mask of shape {local.shape} does not fit box {tuple(bbox_xyxy)}")
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if cx1 <= cx0 or cy1 <= cy0:
+        return local[:0, :0], (0, 0, 0, 0)
+    return local[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0], (cx0, cy0, cx1, cy1)
+
+
 def page_counts(bbox_xyxy: Sequence[int], local_mask: np.ndarray, height: int, width: int) -> list[int]:
     """Uncompressed COCO RLE counts (column-major, starting with a run of zeros) of the page mask that
     is ``local_mask`` placed at ``bbox_xyxy`` (pixel edges, end exclusive) on an ``height × width`` page.
 
     Parts of the box outside the page are cut off.
     """
-    x0, y0, x1, y1 = (int(v) for v in bbox_xyxy)
-    local = np.asarray(local_mask, dtype=bool)
-    if local.shape != (y1 - y0, x1 - x0):
-        raise ValueError(f"mask of shape {local.shape} does not fit box {tuple(bbox_xyxy)}")
-    # Clip to the page, so the runs below never leave it.
-    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-    if cx1 <= cx0 or cy1 <= cy0:
+    local, (cx0, cy0, cx1, cy1) = _on_page(bbox_xyxy, local_mask, height, width)
+    if cx1 <= cx0:
         return [height * width]
-    local = local[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
     box_h = cy1 - cy0
     # A zero row above and below each column: no run of ones then crosses from one column to the
     # next, and every run's start and end fall inside one column.
@@ -107,15 +116,9 @@ def encode_instances(masks: Sequence[InstanceMask], height: int, width: int) -> 
         return []
     columns, offsets, layout = [], [0], []
     for box, mask in masks:
-        x0, y0, x1, y1 = (int(v) for v in box)
-        local = np.asarray(mask, dtype=bool)
-        if local.shape != (y1 - y0, x1 - x0):
-            raise ValueError(f"mask of shape {local.shape} does not fit box {tuple(box)}")
-        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-        if cx1 <= cx0 or cy1 <= cy0:
-            cx0 = cy0 = cx1 = cy1 = 0  # nothing on the page: no runs
+        local, (cx0, cy0, cx1, cy1) = _on_page(box, mask, height, width)
         padded = np.zeros((cx1 - cx0, cy1 - cy0 + 2), np.int8)  # column-major: a row per page column
-        padded[:, 1:-1] = local[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0].T
+        padded[:, 1:-1] = local.T
         columns.append(padded.ravel())
         offsets.append(offsets[-1] + padded.size)
         layout.append((cx0, cy0, cy1 - cy0 + 2))
