@@ -395,3 +395,10 @@ def test_validate_checks_the_v2_files(tmp_path):
                                          f"obb_anns/segmentation/{val_page}_seg.png"}
     assert any("pixels, the XML's area is" in d.message for d in defects)
     assert any("a_bbox" in d.message for d in defects)
+    # An annotation without its o_bbox: one defect naming the file, not a crash of validate.
+    val_path = out / "obb_anns" / "deepscores_val.json"
+    anns = json.loads(val_path.read_text())
+    del anns["annotations"][anns["images"][0]["ann_ids"][0]]["o_bbox"]
+    val_path.write_text(json.dumps(anns))
+    broken = [d for d in validate_dataset(out) if d.file == "obb_anns/deepscores_val.json"]
+    assert len(broken) == 1 and "not an obb_anns annotation: KeyError" in broken[0].message

@@ -99,7 +99,10 @@ def check_obb_anns(root: Path, records: dict[str, PageRecord], splits: dict[str,
             image_ids.add(image.get("id"))
             if page not in records:
                 continue
-            problem = _page_problem(image, annotations, records[page], catalogue, ann_ids)
+            try:
+                problem = _page_problem(image, annotations, records[page], catalogue, ann_ids)
+            except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
+                problem = f"not an obb_anns annotation: {type(exc).__name__}: {exc}"
             if problem:
                 report.add(path, f"page {page}: {problem}")
             for link in (out / "images" / f"{page}.png", out / "instance" / f"{page}_inst.png",
