@@ -41,9 +41,10 @@ class EngraveOptions:
     page_width_mm: float = 210.0
     page_height_mm: float = 297.0
     unit: float = 9.0  # Verovio's staff-size unit (half a staff space, in tenths of a mm)
-    #: Read each element's onset from Verovio's timemap (≈ 10 ms a page). Off by default: only the
-    #: v2 outputs carry onsets, and Verovio 6.4.1's timemap segfaults on some scores that otherwise
-    #: engrave (music21's ryansMammoth/MyLoveIsOnTheOceanReel.abc), which only a worker process survives.
+    #: Read each element's onset from Verovio's timemap (≈ 2–3 ms a page, repeats not played). Off by
+    #: default: only the v2 outputs carry onsets, and Verovio 6.4.1's timemap segfaults on some scores
+    #: that otherwise engrave (music21's ryansMammoth/MyLoveIsOnTheOceanReel.abc), which only a worker
+    #: process survives.
     timing: bool = False
 
     def pixel_size(self) -> tuple[int, int]:
