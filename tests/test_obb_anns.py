@@ -331,15 +331,15 @@ def test_format_names_are_validated():
     GenerateOptions(formats=("obb-anns", "coco"), classes="deepscoresv2").validate()
 
 
-def _three_score_v2_run(tmp_path):
-    """Three one-page scores, one per split, generated as v2 with the obb_anns export only."""
+def _three_score_v2_run(tmp_path, formats=("deepscores", "obb-anns")):
+    """Three one-page scores, one per split, generated as v2 (by default with the obb_anns export only)."""
     scores = tmp_path / "scores"
     scores.mkdir()
     write(scores, score(note("C", 5) + note("E", 5) + note("G", 5) + rest()), "a.musicxml")
     write(scores, score(note("B", 4) + note("D", 5, "half", 2) + rest()), "b.musicxml")
     write(scores, score(note("F", 4, "whole", 4)), "c.musicxml")
     options = GenerateOptions(sources=(str(scores),), classes="deepscoresv2", patches_per_class=0, seed=1,
-                              split=(0.34, 0.33, 0.33), formats=("deepscores", "obb-anns"))
+                              split=(0.34, 0.33, 0.33), formats=formats)
     return run_generate(options, RunSettings(out=tmp_path / "ds", workers=1, progress=False))
 
 
@@ -355,10 +355,35 @@ def test_generate_writes_obb_anns_by_score_and_skips_unasked_formats(tmp_path):
         assert len(names) == 1
         for name in names:
             assert (out / "obb_anns" / "segmentation" / f"{name}_seg.png").is_file()
-            assert (out / "instance_rle" / f"{name}.json.gz").is_file()
+        # Only COCO's segmentation reads the RLE sidecar; the obb_anns areas come from the XML.
+        assert not (out / "instance_rle").exists()
         table = data["categories"]
         noteheads = [a for a in data["annotations"].values() if table[a["cat_id"][0]]["name"].startswith("notehead")]
         assert noteheads and all("rel_position:" in a["comments"] for a in noteheads)
+
+
+def test_v2_coco_without_obb_anns_still_gets_oriented_boxes_and_masks(tmp_path):
+    """COCO with a v2 vocabulary carries o_bbox and a segmentation per annotation, with or without the
+    obb_anns export; the sidecar's masks hold exactly the XML's ink areas."""
+    from deepscores.formats.deepscores_xml import read_page_xml
+
+    assert GenerateOptions(classes="deepscoresv2").full_instances and GenerateOptions(classes="deepscoresv2").instance_rle
+    assert not GenerateOptions().full_instances and not GenerateOptions().instance_rle
+    obb_only = GenerateOptions(classes="deepscoresv2", formats=("deepscores", "obb-anns"))
+    assert obb_only.full_instances and not obb_only.instance_rle
+    _three_score_v2_run(tmp_path, formats=("deepscores", "coco"))
+    out = tmp_path / "ds"
+    assert not (out / "obb_anns").exists()
+    for split in ("train", "val", "test"):
+        data = json.loads((out / "coco" / f"{split}.json").read_text())
+        (image,) = data["images"]
+        name = image["file_name"].rsplit("/", 1)[-1][: -len(".png")]
+        record = read_page_xml(out / "xml_annotations" / f"{name}.xml")
+        areas = [o.area_px for o in record.objects]
+        assert len(data["annotations"]) == len(areas) and all(a > 0 for a in areas)
+        assert [int(mask_util.area({**a["segmentation"], "counts": a["segmentation"]["counts"].encode()}))
+                for a in data["annotations"]] == areas
+        assert all(len(a["o_bbox"]) == 8 for a in data["annotations"])
 
 
 def test_validate_checks_the_v2_files(tmp_path):
@@ -368,7 +393,7 @@ def test_validate_checks_the_v2_files(tmp_path):
 
     from deepscores.validate import validate_dataset
 
-    _three_score_v2_run(tmp_path)
+    _three_score_v2_run(tmp_path, formats=("deepscores", "obb-anns", "coco"))
     out = tmp_path / "ds"
     assert validate_dataset(out) == []
     name = (out / "splits" / "train.txt").read_text().split()[0]

@@ -111,8 +111,7 @@ def degrade_dataset(src: str | Path, out: str | Path, preset_name: str, workers:
     results = read_manifest(src)
     sources = list(results)
     names = [p.name for r in results.values() if r.status == "ok" for p in r.pages]
-    full = "obb-anns" in options.formats
-    for folder in [*PAGE_FILES, *DEGRADE_FILES, *(FULL_INSTANCE_FILES if full else ())]:
+    for folder in [*PAGE_FILES, *DEGRADE_FILES, *(FULL_INSTANCE_FILES if options.instance_rle else ())]:
         (out / folder).mkdir(parents=True, exist_ok=True)
     if workers > 1 and len(names) > 1:
         chunks = [names[i::workers * 4] for i in range(workers * 4)]
@@ -158,6 +157,6 @@ def clean_page(root: str | Path, name: str, clean: str | Path | None = None) -> 
     font = next(f for f in result.font.split(",") if name.endswith(f"-{f.lower()}"))
     engraved = engrave(load_score(result.source), EngraveOptions(
         font=font, dpi=options.dpi, unit=options.unit,
-        timing=wants_onsets(options.classes, "obb-anns" in options.formats)))
+        timing=wants_onsets(options.classes, options.full_instances)))
     page = next(p for p in engraved if p.page_number == number)
-    return annotate(page, result.score_id, load_catalogue(options.classes), full_instances="obb-anns" in options.formats)
+    return annotate(page, result.score_id, load_catalogue(options.classes), full_instances=options.full_instances)

@@ -100,6 +100,20 @@ class GenerateOptions:
                                f"not {self.classes!r}")
         self.preset()  # a bad preset file fails here, naming the file and the key
 
+    @property
+    def full_instances(self) -> bool:
+        """Whether pages get full-extent masks, oriented boxes and ink areas (`annotate`'s
+        ``full_instances``): the obb_anns export needs them, and so does COCO with a v2 vocabulary,
+        whose annotations carry ``o_bbox`` and a ``segmentation``."""
+        return "obb-anns" in self.formats or ("coco" in self.formats and self.classes in V2_VOCABULARIES)
+
+    @property
+    def instance_rle(self) -> bool:
+        """Whether pages also get an ``instance_rle/`` sidecar (formats/rle.py). Only the COCO
+        ``segmentation`` reads it: the obb_anns export takes its areas from the XML, so a run
+        without COCO skips the encoding (a fifth of a v2 page's cost)."""
+        return self.full_instances and "coco" in self.formats
+
     def preset(self):
         """The degradation preset (degrade.presets.Preset), or None for clean pages."""
         if self.degrade == "none":
@@ -198,7 +212,7 @@ def _check_out_dir(options: GenerateOptions, settings: RunSettings) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for folder in PAGE_FILES:
         (out / folder).mkdir(exist_ok=True)
-    if "obb-anns" in options.formats:
+    if options.instance_rle:
         for folder in FULL_INSTANCE_FILES:
             (out / folder).mkdir(exist_ok=True)
     if options.degrade != "none":
@@ -211,10 +225,10 @@ def _check_out_dir(options: GenerateOptions, settings: RunSettings) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _done(result: ScoreResult | None, out: Path, full_instances: bool, degrade: bool = False) -> bool:
+def _done(result: ScoreResult | None, out: Path, instance_rle: bool, degrade: bool = False) -> bool:
     if result is None:
         return False
-    return result.status != "ok" or all(is_page_complete(out, p.name, full_instances, degrade) for p in result.pages)
+    return result.status != "ok" or all(is_page_complete(out, p.name, instance_rle, degrade) for p in result.pages)
 
 
 class _Acceptance:
@@ -252,11 +266,10 @@ def run_generate(
     plan = plan_sources(options)
     _check_out_dir(options, settings)
     out = settings.out
-    full_instances = "obb-anns" in options.formats
     preset = options.preset()
     planned = set(plan)
     results = {s: r for s, r in read_manifest(out).items()
-               if s in planned and _done(r, out, full_instances, preset is not None)}
+               if s in planned and _done(r, out, options.instance_rle, preset is not None)}
     summary = GenerateSummary(out, resumed_scores=len(results))
     acceptance = _Acceptance(plan, results, options.pages)
 
@@ -269,8 +282,8 @@ def run_generate(
         for source in todo:
             if source not in results:
                 yield ScoreTask(source, str(out), options.fonts, options.seed, options.dpi, options.unit,
-                                options.pages, options.classes, settings.memory_limit_mb, full_instances, preset,
-                                options.font_mode)
+                                options.pages, options.classes, settings.memory_limit_mb, options.full_instances,
+                                preset, options.font_mode, options.instance_rle)
 
     manifest = open(out / MANIFEST, "a", encoding="utf-8")
 

@@ -36,8 +36,8 @@ PAGE_FILES = {
     "instance_png": ".png",
     "xml_annotations": ".xml",
 }
-#: Full-extent instance masks as COCO RLE (formats/rle.py): written only when an export needs them
-#: (obb-anns), since drawing every symbol alone roughly doubles a page's cost.
+#: Full-extent instance masks as COCO RLE (formats/rle.py): written only when the COCO export needs
+#: them (`GenerateOptions.instance_rle`); encoding them is a fifth of a v2 page's cost.
 FULL_INSTANCE_FILES = {"instance_rle": ".json.gz"}
 #: With --degrade: each page's preset, seed and drawn effect parameters (degrade/apply.py).
 DEGRADE_FILES = {"degrade": ".json"}
@@ -48,8 +48,8 @@ def page_name(score_id: str, page_number: int, font: str) -> str:
     return f"{score_id}-p{page_number:03d}-{font.lower()}"
 
 
-def page_paths(out: Path, name: str, full_instances: bool = False, degrade: bool = False) -> dict[str, Path]:
-    files = {**PAGE_FILES, **FULL_INSTANCE_FILES} if full_instances else dict(PAGE_FILES)
+def page_paths(out: Path, name: str, instance_rle: bool = False, degrade: bool = False) -> dict[str, Path]:
+    files = {**PAGE_FILES, **FULL_INSTANCE_FILES} if instance_rle else dict(PAGE_FILES)
     if degrade:
         files.update(DEGRADE_FILES)
     return {folder: out / folder / f"{name}{suffix}" for folder, suffix in files.items()}
@@ -86,9 +86,10 @@ class ScoreTask:
     max_pages: int | None = None  # no score ever needs more pages than the whole run asks for
     classes: str = "deepscores"
     memory_limit_mb: int | None = None
-    full_instances: bool = False  # full-extent masks, oriented boxes and ink areas (obb-anns export)
+    full_instances: bool = False  # full-extent masks, oriented boxes, ink areas (GenerateOptions.full_instances)
     degrade: Any = None           # a degrade.presets.Preset, or None for clean pages
     font_mode: str = "score"      # see FONT_MODES
+    instance_rle: bool = False    # also write the full masks as instance_rle/ (needs full_instances)
 
 
 @dataclass
@@ -184,7 +185,7 @@ def _process(task: ScoreTask) -> ScoreResult:
 
 def _write_page(task: ScoreTask, out: Path, page: Page, name: str) -> Page:
     """Degrade the page if asked, write its files (the XML last), and return the page as written."""
-    paths = page_paths(out, name, task.full_instances, task.degrade is not None)
+    paths = page_paths(out, name, task.instance_rle, task.degrade is not None)
     if task.degrade is not None:
         from deepscores.degrade.apply import degrade_page, page_seed
 
@@ -193,19 +194,19 @@ def _write_page(task: ScoreTask, out: Path, page: Page, name: str) -> Page:
     write_png(paths["images_png"], page.image)
     write_png(paths["pix_annotations_png"], page.class_mask)
     write_png(paths["instance_png"], page.instance_map)
-    if task.full_instances:
+    if task.instance_rle:
         write_rle(paths["instance_rle"], page.instance_masks, page.height, page.width)
     # The XML is written last: its presence marks the page complete (see is_page_complete).
     write_page_xml(paths["xml_annotations"], page, name)
     return page
 
 
-def is_page_complete(out: Path, name: str, full_instances: bool = False, degrade: bool = False) -> bool:
-    return all(p.is_file() for p in page_paths(out, name, full_instances, degrade).values())
+def is_page_complete(out: Path, name: str, instance_rle: bool = False, degrade: bool = False) -> bool:
+    return all(p.is_file() for p in page_paths(out, name, instance_rle, degrade).values())
 
 
 def remove_page_files(out: Path, name: str) -> None:
-    for path in page_paths(out, name, full_instances=True, degrade=True).values():
+    for path in page_paths(out, name, instance_rle=True, degrade=True).values():
         try:
             os.remove(path)
         except FileNotFoundError:
