@@ -15,6 +15,7 @@ from deepscores.annotate import annotate, score_pages
 from deepscores.classes import load_catalogue
 from deepscores.corpus import load_score
 from deepscores.engrave import EngraveOptions, engrave
+from deepscores import geometry
 from deepscores.geometry import (contains_squares, hull_candidates, hull_candidates_many, min_area_rect, obb_angle_deg,
                                  order_corners, oriented_boxes)
 from tests.musicxml import note, score, write
@@ -64,11 +65,17 @@ def test_many_masks_at_once_give_each_masks_own_box():
             mask[1:-1, 1:-1] = True
         masks.append(mask)
         origins.append((int(rng.integers(0, 900)), int(rng.integers(0, 900))))
+    geometry._BOX_CACHE.clear()
     boxes = oriented_boxes(masks, origins)
+    # Again, from the cache, at other places: the same floats as a fresh search there.
+    moved = [(x + 37, y + 5) for x, y in origins]
+    assert len(geometry._BOX_CACHE) > 300
+    again = oriented_boxes(masks, moved)
     points, owner = hull_candidates_many(masks, origins)
     assert np.all(np.diff(owner) >= 0)
     for i, (mask, (x0, y0)) in enumerate(zip(masks, origins)):
         assert boxes[i] == min_area_rect(mask, x0, y0)
+        assert again[i] == min_area_rect(mask, x0 + 37, y0 + 5)
         if mask.any():
             alone = shapely.convex_hull(shapely.multipoints(hull_candidates(mask, x0, y0)))
             assert shapely.convex_hull(shapely.multipoints(points[owner == i])).equals(alone)

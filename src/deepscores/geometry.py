@@ -154,10 +154,46 @@ def min_area_rects(point_sets: Sequence[np.ndarray]) -> list[OBox | None]:
     return min_area_rects_of(points, np.repeat(np.arange(len(point_sets)), counts), len(point_sets))
 
 
+#: Boxes of small masks relative to their top-left pixel, by mask content. A page draws the same
+#: notehead, dot, accidental or flag to the same pixels again and again (in 17 Bravura pages of a run,
+#: 9,854 masks held 2,796 different ones), so most symbols skip the search. A box is always computed
+#: relative to its mask and then moved, so a cached box and a fresh one are the same floats and the
+#: output never depends on what a worker saw before.
+_BOX_CACHE: dict[tuple, OBox | None] = {}
+#: Masks up to this many pixels are cached: glyphs, not staves, beams or slurs, which rarely repeat.
+_CACHE_MAX_PIXELS = 4096
+#: Entries kept before the cache starts again (a few MB at most).
+_CACHE_MAX_ENTRIES = 1 << 14
+_MISSING = object()
+
+
 def oriented_boxes(masks: Sequence[np.ndarray], origins: Sequence[tuple[int, int]]) -> list[OBox | None]:
-    """The minimum-area rectangle of every mask's ink squares (`min_area_rect` of each, all at once)."""
-    points, owner = hull_candidates_many(masks, origins)
-    return min_area_rects_of(points, owner, len(masks))
+    """The minimum-area rectangle of every mask's ink squares (`min_area_rect` of each, all at once),
+    mask ``i``'s top-left pixel being page pixel ``origins[i]``."""
+    relative: list[OBox | None] = [None] * len(masks)
+    keys: list[tuple | None] = [None] * len(masks)
+    todo = []
+    for i, mask in enumerate(masks):
+        if mask.size <= _CACHE_MAX_PIXELS:
+            keys[i] = key = (mask.shape, mask.dtype.str, mask.tobytes())
+            box = _BOX_CACHE.get(key, _MISSING)
+            if box is not _MISSING:
+                relative[i] = box  # type: ignore[assignment]
+                continue
+        todo.append(i)
+    if todo:
+        points, owner = hull_candidates_many([masks[i] for i in todo], [(0, 0)] * len(todo))
+        if len(_BOX_CACHE) > _CACHE_MAX_ENTRIES:
+            _BOX_CACHE.clear()
+        for i, box in zip(todo, min_area_rects_of(points, owner, len(todo))):
+            relative[i] = box
+            if keys[i] is not None:
+                _BOX_CACHE[keys[i]] = box
+    return [None if box is None else _moved(box, x0, y0) for box, (x0, y0) in zip(relative, origins)]
+
+
+def _moved(box: OBox, x0: int, y0: int) -> OBox:
+    return (box[0] + x0, box[1] + y0, box[2] + x0, box[3] + y0, box[4] + x0, box[5] + y0, box[6] + x0, box[7] + y0)
 
 
 def min_area_rects_of(points: np.ndarray, owner: np.ndarray, n: int) -> list[OBox | None]:
@@ -207,7 +243,8 @@ def min_area_rect(mask_crop: np.ndarray, x0: int, y0: int) -> OBox | None:
     """The minimum-area rectangle enclosing every ink pixel (as a square) of a mask whose
     top-left pixel is page pixel ``(x0, y0)``; 8 floats in the published corner order, or None
     for an empty mask."""
-    return min_area_rects([hull_candidates(mask_crop, x0, y0)])[0]
+    box = min_area_rects([hull_candidates(mask_crop)])[0]
+    return None if box is None else _moved(box, x0, y0)
 
 
 def obb_angle_deg(obox: Sequence[float]) -> float:
