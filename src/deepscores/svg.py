@@ -75,7 +75,10 @@ class Ink:
     def page_bounds(self) -> skia.Rect:
         """Tight bounds of the ink on the page, in pixels (strokes included)."""
         if self.stroke_width > 0:
-            paint = stroke_paint(self, antialias=True)
+            key = (self.stroke_width, self.cap, self.join, self.dash)
+            paint = _BOUNDS_PAINTS.get(key)
+            if paint is None:
+                paint = _BOUNDS_PAINTS[key] = stroke_paint(self, antialias=True)
             outline = skia.Path()
             paint.getFillPath(self.path, outline)
             rect = outline.computeTightBounds()
@@ -100,6 +103,11 @@ class ParsedSvg:
     #: Ids of the notes and rests inside each timed container (chord, beam, tuplet, …): Verovio's
     #: timemap has no entry for a container, so its onset is that of its earliest member.
     members: dict[str, list[str]] = field(default_factory=dict)
+
+
+#: Stroke paints `Ink.page_bounds` outlines with, one per stroke style: a page has a thousand
+#: stroked lines and a handful of styles. Never changed once made.
+_BOUNDS_PAINTS: dict[tuple, skia.Paint] = {}
 
 
 def stroke_paint(ink: Ink, antialias: bool) -> skia.Paint:

@@ -93,7 +93,7 @@ def page_xml(page: Page, name: str) -> bytes:
             f"    <occluded>{int(symbol.occluded)}</occluded>",
         ]
         if symbol.o_bbox is not None:
-            lines.append(f"    <o_bbox>{' '.join(repr(float(v)) for v in symbol.o_bbox)}</o_bbox>")
+            lines.append("    <o_bbox>%r %r %r %r %r %r %r %r</o_bbox>" % tuple(map(float, symbol.o_bbox)))
         if symbol.area_px is not None:
             lines.append(f"    <area>{int(symbol.area_px)}</area>")
         if symbol.onset is not None:
