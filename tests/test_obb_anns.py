@@ -384,6 +384,9 @@ def test_v2_coco_without_obb_anns_still_gets_oriented_boxes_and_masks(tmp_path):
         assert [int(mask_util.area({**a["segmentation"], "counts": a["segmentation"]["counts"].encode()}))
                 for a in data["annotations"]] == areas
         assert all(len(a["o_bbox"]) == 8 for a in data["annotations"])
+    from deepscores.validate import validate_dataset
+
+    assert validate_dataset(out) == []
 
 
 def test_validate_checks_the_v2_files(tmp_path):
