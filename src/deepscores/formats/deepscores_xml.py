@@ -120,21 +120,27 @@ class _Bad(Exception):
     """Internal: a structural problem, turned into a FormatError naming the file."""
 
 
+# The field helpers take a dict of child tag → text (None for an empty element): each child's
+# text is fetched once, which is most of what reading a dense page costs.
+def _texts(parent: etree._Element) -> dict[str, str | None]:
+    return {child.tag: child.text for child in parent}
+
+
 def _text(parent: etree._Element, tag: str, default: str | None = None) -> str:
-    return _field({child.tag: child for child in parent}, tag, default, parent.tag)
+    return _field(_texts(parent), tag, default, parent.tag)
 
 
 def _int(parent: etree._Element, tag: str, default: str | None = None) -> int:
-    return _int_field({child.tag: child for child in parent}, tag, default, parent.tag)
+    return _int_field(_texts(parent), tag, default, parent.tag)
 
 
 def _field(fields: dict, tag: str, default: str | None = None, where: str = "object") -> str:
-    node = fields.get(tag)
-    if node is None or node.text is None:
+    text = fields.get(tag)
+    if text is None:
         if default is not None:
             return default
         raise _Bad(f"missing <{tag}> in <{where}>")
-    return node.text.strip()
+    return text.strip()
 
 
 def _int_field(fields: dict, tag: str, default: str | None, where: str = "object") -> int:
@@ -153,20 +159,20 @@ def _flag_field(fields: dict, tag: str) -> bool:
 
 
 def _optional_int(fields: dict, tag: str) -> int | None:
-    node = fields.get(tag)
-    return None if node is None or not (node.text or "").strip() else _int_field(fields, tag, "")
+    text = fields.get(tag)
+    return None if text is None or not text.strip() else _int_field(fields, tag, "")
 
 
 def _optional_floats(fields: dict, tag: str, count: int) -> tuple[float, ...] | None:
-    node = fields.get(tag)
-    if node is None or not (node.text or "").strip():
+    text = fields.get(tag)
+    if text is None or not text.strip():
         return None
     try:
-        values = tuple(float(v) for v in node.text.split())
+        values = tuple(map(float, text.split()))
     except ValueError:
-        raise _Bad(f"<{tag}> is not {count} numbers: {node.text.strip()!r}") from None
-    if len(values) != count or not all(math.isfinite(v) for v in values):
-        raise _Bad(f"<{tag}> is not {count} finite numbers: {node.text.strip()!r}")
+        raise _Bad(f"<{tag}> is not {count} numbers: {text.strip()!r}") from None
+    if len(values) != count or not all(map(math.isfinite, values)):
+        raise _Bad(f"<{tag}> is not {count} finite numbers: {text.strip()!r}")
     return values
 
 
@@ -198,11 +204,16 @@ def _parse(data: bytes) -> PageRecord:
         try:
             # One pass over the children instead of a find() per field: pages hold hundreds of
             # objects, and this loop is what COCO/YOLO export and statistics spend their time in.
-            fields = {child.tag: child for child in obj}
-            box = fields.get("bndbox")
+            fields = {}
+            box = None
+            for child in obj:
+                if child.tag == "bndbox":
+                    box = child
+                else:
+                    fields[child.tag] = child.text
             if box is None:
                 raise _Bad("missing <bndbox>")
-            edges = {child.tag: child.text for child in box}
+            edges = _texts(box)
             bbox = (_edge_text(edges, "xmin", width), _edge_text(edges, "ymin", height),
                     _edge_text(edges, "xmax", width), _edge_text(edges, "ymax", height))
             objects.append(ObjectRecord(
