@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from deepscores.classes import Catalogue
 from deepscores.classes_v2 import BARLINE, V2_VOCABULARIES, muscima_id_of
@@ -197,6 +198,12 @@ def _symlink(link: Path, target: str) -> None:
     os.replace(tmp, link)
 
 
+def _translated(mask: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """``lut[mask]`` for a uint8 mask, through Pillow's table look-up: half the time of numpy's
+    fancy indexing on a page (3.9 against 7.6 ms), which goes through a page of intp indices."""
+    return np.asarray(Image.fromarray(mask).point(lut.tolist()))
+
+
 def _remove_stale(folder: Path, keep: set[str]) -> None:
     for path in folder.iterdir():
         if path.name not in keep and (path.is_symlink() or path.is_file()):
@@ -229,7 +236,7 @@ def write_obb_anns(dataset_dir: str | Path, records_by_split: Mapping[str, list[
     for name in names:
         _symlink(folders["images"] / f"{name}.png", f"../../images_png/{name}.png")
         _symlink(folders["instance"] / f"{name}_inst.png", f"../../instance_png/{name}.png")
-        write_png(folders["segmentation"] / f"{name}_seg.png", lut[read_png(root / "pix_annotations_png" / f"{name}.png")])
+        write_png(folders["segmentation"] / f"{name}_seg.png", _translated(read_png(root / "pix_annotations_png" / f"{name}.png"), lut))
     _remove_stale(folders["images"], {f"{n}.png" for n in names})
     _remove_stale(folders["instance"], {f"{n}_inst.png" for n in names})
     _remove_stale(folders["segmentation"], {f"{n}_seg.png" for n in names})
