@@ -12,8 +12,9 @@ reported separately. If LilyPond is installed (the paper's engraver), it also ti
 same scores, in two configurations: `--classes deepscoresv2 --format deepscores --format obb-anns`
 (the DeepScoresV2 release layout: every stem, beam, line and staff; oriented boxes, ink areas,
 onsets) and the same with COCO (whose `segmentation` adds the RLE sidecar) and YOLO, against the
-default `--classes deepscores` run (COCO and YOLO). The scores' pages are the same; the v2 pages carry about twice
-the symbols. Generation and finishing (COCO, YOLO, obb_anns, patches) are timed separately.
+default `--classes deepscores` run (COCO and YOLO). The scores' pages are the same; the v2 pages
+carry about twice the symbols. Generation and finishing (COCO, YOLO, obb_anns, patches) are timed
+separately.
 """
 
 from __future__ import annotations
