@@ -283,3 +283,22 @@ def test_degrade_command_and_show_side_by_side(tiny, tmp_path):
     result = CliRunner().invoke(app, ["degrade", str(clean), "--out", str(tmp_path / "x"), "--preset", str(bad)])
     assert result.exit_code == 1 and "effects[0].params.amplitude_px: 500.0 is outside" in result.output
     assert "Traceback" not in result.output
+
+
+def test_degrade_keeps_the_sidecars_of_an_older_obb_anns_dataset(tiny, tmp_path):
+    """Before the RLE sidecar followed COCO, an obb-anns run without COCO wrote one too; degrading such
+    a dataset copies its sidecars instead of failing on a missing folder."""
+    from deepscores.degrade.dataset import degrade_dataset
+
+    corpus, _ = tiny
+    src, out = tmp_path / "src", tmp_path / "out"
+    options = GenerateOptions(sources=(str(corpus),), seed=3, patches_per_class=0, classes="deepscoresv2",
+                              formats=("deepscores", "obb-anns", "coco"))
+    assert run_generate(options, RunSettings(out=src, workers=1, progress=False)).exit_code == 0
+    record = json.loads((src / "dataset.json").read_text())
+    record["options"]["formats"] = ["deepscores", "obb-anns"]  # as the older release wrote it
+    (src / "dataset.json").write_text(json.dumps(record))
+    sidecars = _files(src, "instance_rle")
+    assert sidecars
+    degrade_dataset(src, out, "light")
+    assert _files(out, "instance_rle") == sidecars

@@ -75,6 +75,9 @@ def _degrade_pages(src: Path, out: Path, names: list[str], preset, seed: int, cl
         atomic_write_text(out / "degrade" / f"{name}.json", json.dumps(record.to_json(), sort_keys=True) + "\n")
         write_png(out / "images_png" / f"{name}.png", degraded.image)
         rle = src / RLE_FOLDER / f"{name}.json.gz"
+        if rle.is_file():
+            # A dataset made before the sidecar followed COCO (obb-anns alone) still has one.
+            (out / RLE_FOLDER).mkdir(exist_ok=True)
         if degraded.instance_map is page.instance_map:  # photometric only: labels stay byte for byte
             for folder in ("pix_annotations_png", "instance_png"):
                 shutil.copyfile(src / folder / f"{name}.png", out / folder / f"{name}.png")
