@@ -162,5 +162,16 @@ def test_default_corpus_and_subsets() -> None:
         default_corpus("no-such-composer")
 
 
+def test_default_corpus_lists_what_music21_lists() -> None:
+    # The listing walks music21's corpus folder itself (no music21 import); it must name exactly the
+    # files music21's own index gives, in the formats we read.
+    from music21 import corpus as music21_corpus
+
+    ours = [str(p) for p in default_corpus()]
+    theirs = sorted(str(p) for p in music21_corpus.getPaths() if Path(p).suffix.lower() in SCORE_SUFFIXES)
+    assert sorted(ours) == theirs
+    assert len(ours) == 3126
+
+
 def test_corpus_relative_name_outside_corpus(tmp_path: Path) -> None:
     assert corpus_relative_name(tmp_path / "x.xml") == str(tmp_path / "x.xml")
