@@ -125,7 +125,7 @@ class _Engraver:
         # Verovio's toolkit and its log buffer are process-global state, not thread-safe.
         self.lock = threading.Lock()
 
-    def engrave(self, score: Score, options: EngraveOptions) -> list[EngravedPage]:
+    def engrave(self, score: Score, options: EngraveOptions, max_pages: int | None = None) -> list[EngravedPage]:
         wanted = {**options.verovio_options(), "inputFrom": score.input_from}
         with self.lock:
             tk = self.toolkit
@@ -139,17 +139,18 @@ class _Engraver:
             loaded = tk.loadData(score.data)
             lines = _log_lines(tk.getLog())
             page_count = tk.getPageCount() if loaded else 0
+            wanted_pages = page_count if max_pages is None else min(page_count, max(0, max_pages))
             svgs: list[str] = []
-            for page_number in range(1, page_count + 1):
+            for page_number in range(1, wanted_pages + 1):
                 svgs.append(tk.renderToSVG(page_number))
                 lines += _log_lines(tk.getLog())
             # Timing lives in the loaded toolkit only: read it now, before the next score replaces it.
             onsets = timing_table(tk) if svgs and options.timing else {}
         _forward_log(score, lines)
-        if not svgs:
+        if not page_count:
             raise ScoreError(score.path, f"Verovio could not read it: {_first_relevant(lines, loaded)}")
         # Verovio turns well-formed but meaningless input into blank pages without a word.
-        if not any('class="staff"' in svg for svg in svgs):
+        if svgs and not any('class="staff"' in svg for svg in svgs):
             raise ScoreError(score.path, "Verovio produced pages without any staff: no music in the file")
         width_px, height_px = options.pixel_size()
         return [EngravedPage(svg, number, width_px, height_px, options.font, onsets)
@@ -160,14 +161,15 @@ _engraver: _Engraver | None = None
 _engraver_lock = threading.Lock()
 
 
-def engrave(score: Score, options: EngraveOptions) -> list[EngravedPage]:
-    """Lay out ``score`` with ``options`` and return its SVG pages; same input -> identical SVG."""
+def engrave(score: Score, options: EngraveOptions, max_pages: int | None = None) -> list[EngravedPage]:
+    """Lay out ``score`` with ``options`` and return its SVG pages (the first ``max_pages`` of them,
+    when given; the layout is of the whole score, so they are the same pages); same input -> identical SVG."""
     global _engraver
     options.validate()
     with _engraver_lock:
         if _engraver is None:
             _engraver = _Engraver()
-    return _engraver.engrave(score, options)
+    return _engraver.engrave(score, options, max_pages)
 
 
 _log_routed = False

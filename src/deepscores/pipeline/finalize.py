@@ -77,10 +77,23 @@ def _final_results(plan_accepted: list[str], results: dict[str, ScoreResult], pa
         elif result.status == "ok":
             owner[result.score_id] = source
             if pages is not None:
-                result = replace(result, pages=result.pages[: max(0, pages - total)])
+                result = _keep_pages(result, max(0, pages - total))
             total += len(result.pages)
         final.append(result)
     return final
+
+
+def _keep_pages(result: ScoreResult, count: int) -> ScoreResult:
+    """``result`` with its first ``count`` pages, its unmapped glyphs and duplicates counted on those
+    pages alone (how many pages a worker made past them depends on when it started)."""
+    kept = result.pages[:count]
+    if any(p.unmapped is None or p.duplicates_removed is None for p in kept):
+        return replace(result, pages=kept)  # a manifest from before the per-page counts: as recorded
+    unmapped: Counter = Counter()
+    for page in kept:
+        unmapped.update(page.unmapped)
+    return replace(result, pages=kept, unmapped=dict(sorted(unmapped.items())),
+                   duplicates_removed=sum(p.duplicates_removed for p in kept))
 
 
 def _segmentation_source(out: Path) -> Callable[[str], list[dict[str, Any]] | None]:

@@ -236,6 +236,23 @@ class _Acceptance:
 
     def __init__(self, plan: list[str], results: dict[str, ScoreResult], pages: int | None) -> None:
         self.plan, self.results, self.pages = plan, results, pages
+        self.position = {source: index for index, source in enumerate(plan)}
+
+    def pages_needed_at_most(self, source: str) -> int | None:
+        """A bound on the pages ``source`` can give the dataset (None: all of them): N less the pages of
+        the earlier scores whose results are in. The ones still out give zero or more, so the bound
+        holds whatever they bring; the dataset's last score is cut to its share of N in any case
+        (finalize), so the dataset is the same whoever finishes first."""
+        if self.pages is None:
+            return None
+        seen_ids: set[str] = set()
+        known = 0
+        for earlier in self.plan[: self.position[source]]:
+            result = self.results.get(earlier)
+            if result is not None and result.status == "ok" and result.score_id not in seen_ids:
+                seen_ids.add(result.score_id)
+                known += len(result.pages)
+        return max(0, self.pages - known)
 
     def prefix(self) -> tuple[list[str], bool]:
         """Sources in the dataset so far, and whether that set is final."""
@@ -282,8 +299,8 @@ def run_generate(
         for source in todo:
             if source not in results:
                 yield ScoreTask(source, str(out), options.fonts, options.seed, options.dpi, options.unit,
-                                options.pages, options.classes, settings.memory_limit_mb, options.full_instances,
-                                preset, options.font_mode, options.instance_rle)
+                                acceptance.pages_needed_at_most(source), options.classes, settings.memory_limit_mb,
+                                options.full_instances, preset, options.font_mode, options.instance_rle)
 
     manifest = open(out / MANIFEST, "a", encoding="utf-8")
 

@@ -83,7 +83,10 @@ class ScoreTask:
     seed: int
     dpi: float | None = None
     unit: float = 9.0
-    max_pages: int | None = None  # no score ever needs more pages than the whole run asks for
+    #: Pages of each font to make, at most. With ``--pages N`` no score needs more than N less the pages
+    #: of the earlier scores already known when the task is handed out (run.py); pages past it would be
+    #: cut from the dataset, so they are neither drawn nor written.
+    max_pages: int | None = None
     classes: str = "deepscores"
     memory_limit_mb: int | None = None
     full_instances: bool = False  # full-extent masks, oriented boxes, ink areas (GenerateOptions.full_instances)
@@ -98,6 +101,11 @@ class PageSummary:
     page_number: int
     symbols: int
     class_counts: dict[str, int]
+    #: Glyphs of the page that no class takes, and symbols dropped as duplicates. Per page, so that the
+    #: dataset's counts cover exactly its pages when a score's last pages are cut (None: a manifest
+    #: written before these were kept per page).
+    unmapped: dict[str, int] | None = None
+    duplicates_removed: int | None = None
 
 
 @dataclass
@@ -162,22 +170,22 @@ def _process(task: ScoreTask) -> ScoreResult:
     catalogue = load_catalogue(task.classes)
     out = Path(task.out)
     result = ScoreResult(task.source, "ok", score.score_id, score.content_hash, ",".join(fonts))
+    if task.max_pages == 0:
+        return result  # the earlier scores already hold the run's N pages: none of this one is needed
     unmapped: Counter = Counter()
     for font in fonts:
         # Onsets end up only in the v2 outputs (XML, obb_anns comments); v1 skips Verovio's timemap.
         options = EngraveOptions(font=font, dpi=task.dpi, unit=task.unit,
                                  timing=wants_onsets(task.classes, task.full_instances))
-        engraved = engrave(score, options)
-        if task.max_pages is not None:
-            engraved = engraved[: task.max_pages]
-        for svg_page in engraved:
+        for svg_page in engrave(score, options, task.max_pages):
             page = annotate(svg_page, score.score_id, catalogue, full_instances=task.full_instances)
             name = page_name(score.score_id, page.page_number, font)
             page = _write_page(task, out, page, name)
             unmapped.update(page.unmapped)
             result.duplicates_removed += page.duplicates_removed
             result.pages.append(PageSummary(
-                name, page.page_number, len(page.symbols), dict(sorted(Counter(s.class_name for s in page.symbols).items()))
+                name, page.page_number, len(page.symbols), dict(sorted(Counter(s.class_name for s in page.symbols).items())),
+                dict(sorted(page.unmapped.items())), page.duplicates_removed,
             ))
     result.unmapped = dict(sorted(unmapped.items()))
     return result
