@@ -175,3 +175,11 @@ def test_default_corpus_lists_what_music21_lists() -> None:
 
 def test_corpus_relative_name_outside_corpus(tmp_path: Path) -> None:
     assert corpus_relative_name(tmp_path / "x.xml") == str(tmp_path / "x.xml")
+
+
+def test_corpus_relative_name_is_that_of_the_resolved_file(tmp_path: Path) -> None:
+    listed = next(p for p in default_corpus("bach") if p.name == "bwv66.6.mxl")
+    roundabout = listed.parent / ".." / "bach" / listed.name
+    link = tmp_path / "linked.mxl"
+    link.symlink_to(listed)
+    assert {corpus_relative_name(p) for p in (listed, roundabout, listed.resolve(), link)} == {"music21:bach/bwv66.6.mxl"}
