@@ -132,7 +132,8 @@ class SkiaBackend:
         for ink in parsed.inks:
             pen.draw(ink)
         del pen, canvas, surface
-        return np.subtract(255, coverage, dtype=np.uint8)
+        # In place: a second page-sized array would cost its allocation and page faults again.
+        return np.subtract(255, coverage, out=coverage)
 
     def render_instances(self, parsed: ParsedSvg, labelled: Sequence[tuple[Ink, int]]) -> np.ndarray:
         # An R8G8 surface is a little-endian uint16 array: the instance map is drawn in place,
