@@ -122,10 +122,14 @@ def generate(
 
 def _print_summary(summary) -> None:
     out = Console()
-    rate = summary.pages / summary.seconds if summary.seconds else 0.0
+    # Pages (planning and worker start included) and finishing apart: on a small run the finishing
+    # step's patch files and the workers' start weigh as much as the pages themselves.
+    pages_s = summary.seconds - summary.finish_seconds
+    rate = summary.pages / pages_s if pages_s > 0 else 0.0
     out.print(f"[bold green]dataset:[/bold green] {summary.out.resolve()}")
     out.print(f"{summary.pages} pages, {summary.symbols} symbols from {summary.scores_ok} scores "
-              f"in {summary.seconds:.1f} s ({rate:.2f} pages/s); {len(summary.failures)} failed"
+              f"in {summary.seconds:.1f} s (pages {pages_s:.1f} s, {rate:.2f} pages/s; finishing "
+              f"{summary.finish_seconds:.1f} s); {len(summary.failures)} failed"
               + (f"; {summary.resumed_scores} scores reused from an earlier run" if summary.resumed_scores else ""))
     if summary.class_counts:
         table = Table(title="most frequent classes")
