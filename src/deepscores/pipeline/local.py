@@ -22,6 +22,7 @@ from deepscores.pipeline.tasks import (
     ScoreResult,
     ScoreTask,
     crash_result,
+    keep_page_memory,
     limit_memory,
     process_score,
 )
@@ -33,6 +34,7 @@ def _worker_main(conn: Connection, memory_limit_mb: int | None) -> None:
     # The parent handles Ctrl-C; a worker must not die of it mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit_memory(memory_limit_mb)
+    keep_page_memory()
     frozen = False
     while True:
         try:

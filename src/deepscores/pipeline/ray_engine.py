@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import ray
 import ray.exceptions
 
-from deepscores.pipeline.tasks import MAX_CRASH_RETRIES, ScoreResult, ScoreTask, crash_result, process_score
+from deepscores.pipeline.tasks import (
+    MAX_CRASH_RETRIES, ScoreResult, ScoreTask, crash_result, keep_page_memory, process_score,
+)
 
 
 #: Retries after a system failure (dead worker or node). An engraver abort is deterministic, so
@@ -76,6 +78,7 @@ def _score_task(task: ScoreTask, cwd: str) -> dict:
     if os.getcwd() != cwd:
         os.chdir(cwd)
     _limit_task_memory(task.memory_limit_mb)
+    keep_page_memory()
     return process_score(task).to_json()
 
 
