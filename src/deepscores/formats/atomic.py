@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 #: Prefix of temp files; a run that was killed leaves only these behind, and they are safe to delete.
@@ -60,3 +63,48 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_new_file(path: str, data: bytes | bytearray | memoryview) -> None:
+    """Create ``path``, which must not exist yet, holding ``data``: for files inside a `staged_folder`,
+    which no reader sees before it is complete, so a temp name and a rename per file are not needed
+    (they double the cost of a small file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | Path) -> Iterator[Path]:
+    """A temp folder beside ``path`` to fill; on success it replaces ``path`` whole (any old folder
+    there, with whatever it held, is removed), on failure it is removed. Readers see the old folder,
+    for an instant none, then the new one: never one half written."""
+    path = Path(path)
+    token = f"{os.getpid()}.{secrets.token_hex(4)}"
+    staging = path.with_name(f"{TMP_PREFIX}{path.name}.{token}")
+    old = path.with_name(f"{TMP_PREFIX}{path.name}.old.{token}")
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        if path.exists():
+            os.replace(path, old)
+        os.replace(staging, path)
+    except BaseException:
+        if old.exists() and not path.exists():
+            os.replace(old, path)  # the swap failed halfway: the old folder goes back
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_temp_files(folder: Path) -> None:
+    """Delete what a killed writer left in ``folder``: temp files and staged folders (`TMP_PREFIX`)."""
+    for tmp in folder.glob(f"{TMP_PREFIX}*"):
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)

@@ -18,7 +18,7 @@ import numpy as np
 
 from deepscores.classes import Catalogue
 from deepscores.formats import FormatError
-from deepscores.formats.atomic import atomic_replace, atomic_write_text
+from deepscores.formats.atomic import staged_folder, write_new_file
 from deepscores.formats.deepscores_xml import PageRecord, read_page_xml
 from deepscores.formats.pngio import encode_png, read_png
 
@@ -78,24 +78,22 @@ def cut_patch(image: np.ndarray, bbox_xyxy: tuple[int, int, int, int], size: tup
     return patch
 
 
-def _write_page_patches(root: str, page: str, chosen: list[tuple[int, str, tuple[int, int, int, int]]],
-                        size: tuple[int, int]) -> list[str]:
-    """Cut and write the chosen ``(instance, class, box)`` patches of one page (its image read once).
+def _write_page_patches(root: str, patches: str, page: str, chosen: list[tuple[int, str, tuple[int, int, int, int]]],
+                        size: tuple[int, int]) -> None:
+    """Cut the chosen ``(instance, class, box)`` patches of one page (its image read once from the
+    dataset ``root``) and write them into the staged ``patches`` folder.
 
     A small dataset writes hundreds of patches per page, so this loop stays lean: string paths, the
-    class folders made beforehand, one temp file and one rename per patch (still atomic).
+    class folders made beforehand, one plain file per patch (the folder is swapped in whole).
     """
     image = read_png(os.path.join(root, "images_png", f"{page}.png"))
-    written = []
     for instance_id, class_name, box in chosen:
-        path = os.path.join(root, PATCH_FOLDER, class_name, f"{page}_{instance_id}.png")
-        atomic_replace(path, encode_png(cut_patch(image, box, size)))
-        written.append(path)
-    return written
+        write_new_file(os.path.join(patches, class_name, f"{page}_{instance_id}.png"), encode_png(cut_patch(image, box, size)))
 
 
-def _write_chunk(root: str, pages: list[tuple[str, list]], size: tuple[int, int]) -> list[str]:
-    return [path for page, chosen in pages for path in _write_page_patches(root, page, chosen, size)]
+def _write_chunk(root: str, patches: str, pages: list[tuple[str, list]], size: tuple[int, int]) -> None:
+    for page, chosen in pages:
+        _write_page_patches(root, patches, page, chosen, size)
 
 
 def write_patches(dataset_dir: str | Path, selection: dict[str, list[tuple[int, str]]], catalogue: Catalogue,
@@ -106,19 +104,16 @@ def write_patches(dataset_dir: str | Path, selection: dict[str, list[tuple[int, 
 
     Boxes come from ``records`` (page name → its record) when given, else from
     ``xml_annotations/<page>.xml``; pixels from ``images_png/<page>.png``, read once per page.
-    Patch files of an earlier selection that this one lacks are removed. Creating thousands of small
+    The folder is built beside the dataset's and replaces it whole (`atomic.staged_folder`): no
+    patch of an earlier selection stays, and no reader sees a part. Creating thousands of small
     files costs more than cutting them, so ``workers`` processes share the pages.
     """
     root = Path(dataset_dir)
-    out = root / PATCH_FOLDER
     counts: dict[str, int] = {name: 0 for name in catalogue.names}
     for chosen in selection.values():
         for _, class_name in chosen:
             catalogue.id_of(class_name)  # an unknown class is an error, not a new folder
             counts[class_name] += 1
-    for class_name, count in counts.items():
-        if count:
-            (out / class_name).mkdir(parents=True, exist_ok=True)
     items = []
     for page, chosen in sorted(selection.items()):
         record = records[page] if records is not None and page in records else \
@@ -128,19 +123,20 @@ def write_patches(dataset_dir: str | Path, selection: dict[str, list[tuple[int, 
         if missing:
             raise FormatError(root / "xml_annotations" / f"{page}.xml", f"no object with instance {missing[0]}")
         items.append((page, [(i, class_name, boxes[i]) for i, class_name in chosen]))
-    if workers > 1 and len(items) > 1:
-        chunks = [items[i::workers * 4] for i in range(workers * 4)]
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
-            written = {p for part in pool.map(_write_chunk, [str(root)] * len(chunks), chunks, [size] * len(chunks))
-                       for p in part}
-    else:
-        written = set(_write_chunk(str(root), items, size))
-    if out.is_dir():
-        for stale in out.glob("*/*.png"):
-            if str(stale) not in written:
-                stale.unlink()
-    atomic_write_text(out / "class_names.csv", "id,name\n" + "".join(f"{catalogue.id_of(n)},{n}\n" for n in catalogue.names))
-    config = [f"patch_height={size[0]}\n", f"patch_width={size[1]}\n", f"per_class={per_class}\n", f"seed={seed}\n",
-              f"classes={catalogue.name}\n", f"patches={sum(counts.values())}\n"]
-    config += [f"count.{name}={counts[name]}\n" for name in catalogue.names]
-    atomic_write_text(out / "config.txt", "".join(config))
+    with staged_folder(root / PATCH_FOLDER) as staging:
+        for class_name, count in counts.items():
+            if count:
+                (staging / class_name).mkdir()
+        if workers > 1 and len(items) > 1:
+            chunks = [items[i::workers * 4] for i in range(workers * 4)]
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
+                list(pool.map(_write_chunk, [str(root)] * len(chunks), [str(staging)] * len(chunks), chunks,
+                              [size] * len(chunks)))
+        else:
+            _write_chunk(str(root), str(staging), items, size)
+        write_new_file(str(staging / "class_names.csv"),
+                       ("id,name\n" + "".join(f"{catalogue.id_of(n)},{n}\n" for n in catalogue.names)).encode("utf-8"))
+        config = [f"patch_height={size[0]}\n", f"patch_width={size[1]}\n", f"per_class={per_class}\n", f"seed={seed}\n",
+                  f"classes={catalogue.name}\n", f"patches={sum(counts.values())}\n"]
+        config += [f"count.{name}={counts[name]}\n" for name in catalogue.names]
+        write_new_file(str(staging / "config.txt"), "".join(config).encode("utf-8"))

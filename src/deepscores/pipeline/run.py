@@ -24,7 +24,7 @@ from deepscores.classes_v2 import V2_VOCABULARIES
 from deepscores.corpus import corpus_relative_name, default_corpus, find_scores
 from deepscores.engrave import FONTS
 from deepscores.errors import FontError, OptionsError
-from deepscores.formats.atomic import atomic_write_text
+from deepscores.formats.atomic import atomic_write_text, remove_temp_files
 from deepscores.pipeline.finalize import finalize_dataset
 from deepscores.pipeline.tasks import (
     DEGRADE_FILES,
@@ -219,10 +219,9 @@ def _check_out_dir(options: GenerateOptions, settings: RunSettings) -> None:
         for folder in DEGRADE_FILES:
             (out / folder).mkdir(exist_ok=True)
     atomic_write_text(record, json.dumps(_options_record(options), sort_keys=True, indent=1) + "\n")
-    # Temp files of a killed run are never part of the dataset.
+    # Temp files and staged folders of a killed run are never part of the dataset.
     for folder in [out, *(out / f for f in {**PAGE_FILES, **FULL_INSTANCE_FILES, **DEGRADE_FILES})]:
-        for tmp in folder.glob(".tmp-*"):
-            tmp.unlink(missing_ok=True)
+        remove_temp_files(folder)
 
 
 def _done(result: ScoreResult | None, out: Path, instance_rle: bool, degrade: bool = False) -> bool:
