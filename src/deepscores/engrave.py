@@ -139,9 +139,9 @@ class _Engraver:
             loaded = tk.loadData(score.data)
             lines = _log_lines(tk.getLog())
             page_count = tk.getPageCount() if loaded else 0
-            wanted_pages = page_count if max_pages is None else min(page_count, max(0, max_pages))
+            last_page = page_count if max_pages is None else min(page_count, max(0, max_pages))
             svgs: list[str] = []
-            for page_number in range(1, wanted_pages + 1):
+            for page_number in range(1, last_page + 1):
                 svgs.append(tk.renderToSVG(page_number))
                 lines += _log_lines(tk.getLog())
             # Timing lives in the loaded toolkit only: read it now, before the next score replaces it.

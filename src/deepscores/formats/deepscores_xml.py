@@ -252,7 +252,7 @@ def _parse(data: bytes) -> PageRecord:
 # Whatever this path is not sure of (other whitespace or order, an entity or character reference, a
 # comment, a DOCTYPE, bytes that are not UTF-8 or not XML characters, a field that does not convert
 # cleanly) sends the whole file through lxml, which reads it or says precisely what is wrong; both
-# give equal records (tests/test_formats.py).
+# give equal records (tests/test_xml_reader.py).
 _TEXT = rb"([^<&\x00-\x08\x0b-\x1f]*)"  # no markup, references, or control characters (nor CR: lxml folds it)
 _OWN_HEAD = re.compile(
     rb"<\?xml version='1.0' encoding='UTF-8'\?>\n<annotation>\n  <folder>%(t)s</folder>\n  <filename>%(t)s</filename>\n"

@@ -214,7 +214,7 @@ def _process(task: ScoreTask) -> ScoreResult:
             result.duplicates_removed += page.duplicates_removed
             result.pages.append(PageSummary(
                 name, page.page_number, len(page.symbols), dict(sorted(Counter(s.class_name for s in page.symbols).items())),
-                dict(sorted(page.unmapped.items())), page.duplicates_removed,
+                dict(page.unmapped), page.duplicates_removed,
             ))
     result.unmapped = dict(sorted(unmapped.items()))
     return result
