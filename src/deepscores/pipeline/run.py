@@ -231,11 +231,42 @@ def _done(result: ScoreResult | None, out: Path, instance_rle: bool, degrade: bo
 
 
 class _Acceptance:
-    """Decides, in plan order, which finished scores make the dataset (for ``--pages N``)."""
+    """Decides, in plan order, which finished scores make the dataset (for ``--pages N``).
+
+    Results come in while the run goes on; the run of plan entries from the start whose results are
+    all in is kept as it grows (its length, pages and contents), so each question costs the few
+    entries past it, not the whole plan: a run of 100,000 scores asks once per result and per task.
+    """
 
     def __init__(self, plan: list[str], results: dict[str, ScoreResult], pages: int | None) -> None:
         self.plan, self.results, self.pages = plan, results, pages
         self.position = {source: index for index, source in enumerate(plan)}
+        self._end = 0                 # plan[:_end] all have results ...
+        self._total = 0               # ... holding this many dataset pages (first copy of each content)
+        self._ids: set[str] = set()
+
+    def _full(self) -> bool:
+        return self.pages is not None and self._total >= self.pages
+
+    def _advance(self) -> None:
+        while self._end < len(self.plan) and not self._full():
+            result = self.results.get(self.plan[self._end])
+            if result is None:
+                return
+            if result.status == "ok" and result.score_id not in self._ids:
+                self._ids.add(result.score_id)
+                self._total += len(result.pages)
+            self._end += 1
+
+    def final(self) -> bool:
+        """Whether the dataset's set of scores is decided (no later result can change it)."""
+        self._advance()
+        return self._end == len(self.plan) or self._full()
+
+    def prefix(self) -> tuple[list[str], bool]:
+        """Sources in the dataset so far, and whether that set is final."""
+        final = self.final()
+        return self.plan[: self._end], final
 
     def pages_needed_at_most(self, source: str) -> int | None:
         """A bound on the pages ``source`` can give the dataset (None: all of them): N less the pages of
@@ -244,31 +275,22 @@ class _Acceptance:
         (finalize), so the dataset is the same whoever finishes first."""
         if self.pages is None:
             return None
-        seen_ids: set[str] = set()
-        known = 0
-        for earlier in self.plan[: self.position[source]]:
+        self._advance()
+        position = self.position[source]
+        if self._full():
+            return 0
+        if position < self._end:  # a source whose result is in already: count its predecessors afresh
+            start, known, counted = 0, 0, frozenset()
+        else:
+            start, known, counted = self._end, self._total, self._ids
+        seen: set[str] = set()
+        for earlier in self.plan[start:position]:
             result = self.results.get(earlier)
-            if result is not None and result.status == "ok" and result.score_id not in seen_ids:
-                seen_ids.add(result.score_id)
+            if (result is not None and result.status == "ok" and result.score_id not in counted
+                    and result.score_id not in seen):
+                seen.add(result.score_id)
                 known += len(result.pages)
         return max(0, self.pages - known)
-
-    def prefix(self) -> tuple[list[str], bool]:
-        """Sources in the dataset so far, and whether that set is final."""
-        taken: list[str] = []
-        seen_ids: set[str] = set()
-        total = 0
-        for source in self.plan:
-            if self.pages is not None and total >= self.pages:
-                return taken, True
-            result = self.results.get(source)
-            if result is None:
-                return taken, False
-            taken.append(source)
-            if result.status == "ok" and result.score_id not in seen_ids:
-                seen_ids.add(result.score_id)
-                total += len(result.pages)
-        return taken, True
 
 
 def run_generate(
@@ -309,10 +331,10 @@ def run_generate(
         results[result.source] = result
         if on_progress is not None:
             on_progress(result, sum(len(r.pages) for r in results.values() if r.status == "ok"))
-        return not acceptance.prefix()[1]
+        return not acceptance.final()
 
     try:
-        if not acceptance.prefix()[1]:
+        if not acceptance.final():
             engine = make_engine(settings)
             engine.run(tasks(), on_result)
     finally:
