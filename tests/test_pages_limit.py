@@ -49,8 +49,12 @@ def test_a_task_makes_and_writes_only_its_first_pages(tmp_path):
 
 def _run(out: Path, pages: int, workers: int, seen: list[ScoreResult]):
     options = GenerateOptions(sources=(str(BWV248), str(JOPLIN)), pages=pages, patches_per_class=2, seed=3)
-    return run_generate(options, RunSettings(out=out, workers=workers, progress=False),
-                        on_progress=lambda result, _: seen.append(result))
+
+    def on_progress(result: ScoreResult, pages_done: int) -> None:
+        seen.append(result)
+        assert pages_done == sum(len(r.pages) for r in seen if r.status == "ok")  # the progress bar's count
+
+    return run_generate(options, RunSettings(out=out, workers=workers, progress=False), on_progress=on_progress)
 
 
 def test_the_last_score_is_drawn_to_its_share_and_counted_on_its_kept_pages(tmp_path):
