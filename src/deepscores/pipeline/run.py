@@ -277,10 +277,10 @@ class _Acceptance:
             return None
         self._advance()
         position = self.position[source]
-        if self._full():
-            return 0
         if position < self._end:  # a source whose result is in already: count its predecessors afresh
             start, known, counted = 0, 0, frozenset()
+        elif self._full():
+            return 0  # the scores before it hold the N pages
         else:
             start, known, counted = self._end, self._total, self._ids
         seen: set[str] = set()
