@@ -35,6 +35,9 @@ def test_pages_bound_counts_the_earlier_results_that_are_in():
     results["d"] = _ok("d", "D", 9)
     assert acceptance.pages_needed_at_most("e") == 0   # never below zero
     assert _Acceptance(plan, results, pages=None).pages_needed_at_most("e") is None
+    # Asked about a score inside the finished prefix, it counts only what comes before that score.
+    inside = _Acceptance(["x", "y", "z"], {"x": _ok("x", "X", 2), "y": _ok("y", "Y", 3)}, pages=4)
+    assert inside.final() and inside.pages_needed_at_most("y") == 2 and inside.pages_needed_at_most("z") == 0
 
 
 def test_a_task_makes_and_writes_only_its_first_pages(tmp_path):
