@@ -67,3 +67,16 @@ def test_what_a_killed_writer_left_is_removed(tmp_path):
     os.symlink(tmp_path / "classification_data", tmp_path / f"{TMP_PREFIX}link")
     remove_temp_files(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["classification_data"]
+
+
+def test_a_linked_folder_is_replaced_by_a_real_one_and_its_target_kept(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "kept.txt").write_text("theirs")
+    target = tmp_path / "data"
+    target.symlink_to(elsewhere)
+    with staged_folder(target) as staging:
+        write_new_file(str(staging / "new.txt"), b"new")
+    assert not target.is_symlink() and sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert (elsewhere / "kept.txt").read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "elsewhere"]

@@ -98,7 +98,10 @@ def staged_folder(path: str | Path) -> Iterator[Path]:
             os.replace(old, path)  # the swap failed halfway: the old folder goes back
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    if old.is_symlink():
+        old.unlink()  # a link to a folder elsewhere: the link goes, what it pointed to stays
+    else:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def remove_temp_files(folder: Path) -> None:
