@@ -23,7 +23,7 @@ from deepscores.formats.obb_anns import write_obb_anns
 from deepscores.formats.rle import RLE_FOLDER, read_rle
 from deepscores.formats.patches import select_patches, write_patches
 from deepscores.formats.yolo import write_yolo
-from deepscores.pipeline.tasks import ScoreResult, stable_hash
+from deepscores.pipeline.tasks import ScoreResult, page_totals, stable_hash
 
 if TYPE_CHECKING:
     from deepscores.pipeline.run import GenerateOptions, GenerateSummary
@@ -89,11 +89,8 @@ def _keep_pages(result: ScoreResult, count: int) -> ScoreResult:
     kept = result.pages[:count]
     if any(p.unmapped is None or p.duplicates_removed is None for p in kept):
         return replace(result, pages=kept)  # a manifest from before the per-page counts: as recorded
-    unmapped: Counter = Counter()
-    for page in kept:
-        unmapped.update(page.unmapped)
-    return replace(result, pages=kept, unmapped=dict(sorted(unmapped.items())),
-                   duplicates_removed=sum(p.duplicates_removed for p in kept))
+    unmapped, duplicates = page_totals(kept)
+    return replace(result, pages=kept, unmapped=unmapped, duplicates_removed=duplicates)
 
 
 def _segmentation_source(out: Path) -> Callable[[str], list[dict[str, Any]] | None]:

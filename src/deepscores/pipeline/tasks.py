@@ -136,6 +136,14 @@ class ScoreResult:
 MAX_CRASH_RETRIES = 2
 
 
+def page_totals(pages: list[PageSummary]) -> tuple[dict[str, int], int]:
+    """Unmapped glyphs (sorted by name) and removed duplicates of these pages together."""
+    unmapped: Counter = Counter()
+    for page in pages:
+        unmapped.update(page.unmapped or {})
+    return dict(sorted(unmapped.items())), sum(page.duplicates_removed or 0 for page in pages)
+
+
 def crash_result(source: str, attempts: int) -> ScoreResult:
     """The manifest's record of a score whose worker died on every attempt; the same words from every
     engine, so that a dataset's bytes do not depend on the engine (the cause goes to the log)."""
@@ -201,7 +209,6 @@ def _process(task: ScoreTask) -> ScoreResult:
     result = ScoreResult(task.source, "ok", score.score_id, score.content_hash, ",".join(fonts))
     if task.max_pages == 0:
         return result  # the earlier scores already hold the run's N pages: none of this one is needed
-    unmapped: Counter = Counter()
     for font in fonts:
         # Onsets end up only in the v2 outputs (XML, obb_anns comments); v1 skips Verovio's timemap.
         options = EngraveOptions(font=font, dpi=task.dpi, unit=task.unit,
@@ -210,13 +217,11 @@ def _process(task: ScoreTask) -> ScoreResult:
             page = annotate(svg_page, score.score_id, catalogue, full_instances=task.full_instances)
             name = page_name(score.score_id, page.page_number, font)
             page = _write_page(task, out, page, name)
-            unmapped.update(page.unmapped)
-            result.duplicates_removed += page.duplicates_removed
             result.pages.append(PageSummary(
                 name, page.page_number, len(page.symbols), dict(sorted(Counter(s.class_name for s in page.symbols).items())),
                 dict(page.unmapped), page.duplicates_removed,
             ))
-    result.unmapped = dict(sorted(unmapped.items()))
+    result.unmapped, result.duplicates_removed = page_totals(result.pages)
     return result
 
 
