@@ -12,7 +12,8 @@ import pytest
 
 from deepscores.annotate import score_pages
 from deepscores.engrave import EngraveOptions
-from deepscores.pipeline.run import GenerateOptions, RunSettings, _Acceptance, plan_sources, run_generate
+from deepscores.pipeline.quota import Acceptance, Caps
+from deepscores.pipeline.run import GenerateOptions, RunSettings, plan_sources, run_generate
 from deepscores.pipeline.tasks import PageSummary, ScoreResult, ScoreTask, _process
 from tests.test_generate import tree_digest
 
@@ -27,16 +28,16 @@ def _ok(source: str, score_id: str, pages: int) -> ScoreResult:
 def test_pages_bound_counts_the_earlier_results_that_are_in():
     plan = ["a", "b", "c", "d", "e"]
     results = {"b": _ok("b", "B", 3), "c": ScoreResult("c", "error", error="c: bad")}
-    acceptance = _Acceptance(plan, results, pages=10)
+    acceptance = Acceptance(plan, results, Caps(10))
     assert acceptance.pages_needed_at_most("a") == 10  # nothing before it
     assert acceptance.pages_needed_at_most("d") == 7   # a is still out (0 or more pages), c failed
     results["a"] = _ok("a", "B", 2)                    # the same content as b, cut shorter: counted once
     assert acceptance.pages_needed_at_most("d") == 8
     results["d"] = _ok("d", "D", 9)
     assert acceptance.pages_needed_at_most("e") == 0   # never below zero
-    assert _Acceptance(plan, results, pages=None).pages_needed_at_most("e") is None
+    assert Acceptance(plan, results, Caps(None)).pages_needed_at_most("e") is None
     # Asked about a score inside the finished prefix, it counts only what comes before that score.
-    inside = _Acceptance(["x", "y", "z"], {"x": _ok("x", "X", 2), "y": _ok("y", "Y", 3)}, pages=4)
+    inside = Acceptance(["x", "y", "z"], {"x": _ok("x", "X", 2), "y": _ok("y", "Y", 3)}, Caps(4))
     assert inside.final() and inside.pages_needed_at_most("y") == 2 and inside.pages_needed_at_most("z") == 0
 
 
@@ -51,7 +52,9 @@ def test_a_task_makes_and_writes_only_its_first_pages(tmp_path):
 
 
 def _run(out: Path, pages: int, workers: int, seen: list[ScoreResult]):
-    options = GenerateOptions(sources=(str(BWV248), str(JOPLIN)), pages=pages, patches_per_class=2, seed=3)
+    # The diversity caps are off: this is the bound and the cut of the last score alone.
+    options = GenerateOptions(sources=(str(BWV248), str(JOPLIN)), pages=pages, patches_per_class=2, seed=3,
+                              max_pages_per_score=0, max_collection_share=0, max_font_share=0)
 
     def on_progress(result: ScoreResult, pages_done: int) -> None:
         seen.append(result)
@@ -108,7 +111,7 @@ def test_acceptance_looks_at_each_result_about_once(pages):
     n = 5_000
     plan = [f"s{i}" for i in range(n)]
     results = _CountingResults()
-    acceptance = _Acceptance(plan, results, pages=pages)
+    acceptance = Acceptance(plan, results, Caps(pages))
     for i, source in enumerate(plan):
         acceptance.pages_needed_at_most(source)
         if i >= 4:  # four tasks in flight, results in plan order

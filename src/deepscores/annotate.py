@@ -12,12 +12,20 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from deepscores.classes import Catalogue, GlyphContext, classify, load_catalogue, merges_into_group
-from deepscores.classes_v2 import MERGED_V2, V2_VOCABULARIES, draw_layer, hairpin_opening, staff_position
+from deepscores.classes import GRACE_NOTES, Catalogue, GlyphContext, classify, load_catalogue, merges_into_group
+from deepscores.classes_v2 import (
+    MERGED_V2,
+    V2_VOCABULARIES,
+    draw_layer,
+    dynamics_by_letter,
+    hairpin_opening,
+    staff_position,
+)
 from deepscores.corpus import Score, load_score
 from deepscores.engrave import EngravedPage, EngraveOptions, engrave
 from deepscores.geometry import OBox, oriented_boxes
 from deepscores.meaning import onset_of
+from deepscores.octave_clefs import split_octave_clef
 from deepscores.page import Page, Symbol
 from deepscores.raster import MAX_INSTANCES, RasterBackend, class_mask_of, get_backend
 from deepscores.svg import Ink, ParsedSvg, parse_svg
@@ -71,6 +79,9 @@ def _opening(ink: Ink) -> str:
 
 def _group_key(ink: Ink, class_name: str, parsed: ParsedSvg, v2: bool) -> tuple | None:
     """The key under which an ink joins an earlier instance, or None when it starts its own."""
+    if class_name in GRACE_NOTES:
+        # Notehead, stem, flag and slash of one grace note: the note is the nearest timed element.
+        return ("grace", ink.timing_ids[:1], class_name)
     if not v2:
         return (ink.element_id, class_name) if merges_into_group(class_name) else None
     if class_name == "staff":
@@ -89,15 +100,25 @@ def _class_of(fields: tuple, vocabulary: str) -> str | None:
     return classify(GlyphContext(*fields), vocabulary)
 
 
-def collect_instances(parsed: ParsedSvg, vocabulary: str = "deepscores") -> tuple[list[_Instance], Counter]:
-    """Classify inks in ``vocabulary`` and group them into symbol instances, in document order."""
+def label_inks(parsed: ParsedSvg) -> list[Ink]:
+    """The page's inks as the labels see them: as drawn, except that a combined octave-clef glyph
+    is two pieces, the clef and its digit (octave_clefs.py). The image is drawn from ``parsed.inks``."""
+    if not any(ink.kind == "use" and ink.glyph[1:5] == "Clef" for ink in parsed.inks):
+        return parsed.inks
+    return [piece for ink in parsed.inks for piece in split_octave_clef(ink)]
+
+
+def collect_instances(parsed: ParsedSvg, vocabulary: str = "deepscores",
+                      inks: list[Ink] | None = None) -> tuple[list[_Instance], Counter]:
+    """Classify inks (``label_inks`` of the page unless given) in ``vocabulary`` and group them into
+    symbol instances, in document order."""
     normal = normal_glyph_scale(parsed)
     v2 = vocabulary in V2_VOCABULARIES
     unmapped: Counter = Counter()
     small_below = SMALL_GLYPH_RATIO * normal if normal is not None else None
     instances: list[_Instance] = []
     grouped: dict[tuple, _Instance] = {}
-    for ink in parsed.inks:
+    for ink in label_inks(parsed) if inks is None else inks:
         is_use = ink.kind == "use"
         small = small_below is not None and is_use and ink.scale < small_below
         rect = None
@@ -123,7 +144,44 @@ def collect_instances(parsed: ParsedSvg, vocabulary: str = "deepscores") -> tupl
         instances.append(inst)
         if key is not None:
             grouped[key] = inst
-    return instances, unmapped
+    return merge_time_signature_numbers(instances, vocabulary), unmapped
+
+
+
+
+def merge_time_signature_numbers(instances: list[_Instance], vocabulary: str) -> list[_Instance]:
+    """Digits of one number in a time signature that the vocabulary has a class for (DeepScores'
+    timeSig12 and timeSig16; Verovio draws '1' and '2') become one instance; other numbers stay digits."""
+    catalogue = load_catalogue(vocabulary)
+    if not any(name.startswith("timeSig1") and len(name) > len("timeSig1") for name in catalogue.names):
+        return instances
+    lines: dict[tuple, list[_Instance]] = {}
+    for inst in instances:
+        if inst.class_name[7:].isdigit() and inst.class_name.startswith("timeSig") and "meterSig" in _kinds(inst):
+            # The digits of one number are placed on one baseline (the glyphs' origin).
+            lines.setdefault((inst.inks[0].element_id, round(inst.inks[0].matrix.getTranslateY(), 1)), []).append(inst)
+    dropped: set[int] = set()
+    for digits in lines.values():
+        if len(digits) < 2:
+            continue
+        digits.sort(key=lambda inst: inst.left)
+        name = "timeSig" + "".join(inst.class_name[7:] for inst in digits)
+        if name not in catalogue:
+            continue
+        first = min(digits, key=instances.index)
+        first.class_name = name
+        for other in digits:
+            if other is not first:
+                for ink in other.inks:
+                    first.inks.append(ink)
+                first.left, first.top = min(first.left, other.left), min(first.top, other.top)
+                first.right, first.bottom = max(first.right, other.right), max(first.bottom, other.bottom)
+                dropped.add(id(other))
+    return [inst for inst in instances if id(inst) not in dropped] if dropped else instances
+
+
+def _kinds(inst: _Instance) -> tuple[str, ...]:
+    return tuple(g.split(" ", 1)[0] for g in inst.inks[0].groups)
 
 
 def mark_occlusion(symbols: list[Symbol], instance_map: np.ndarray,
@@ -225,7 +283,8 @@ def annotate(
     catalogue = catalogue or load_catalogue()
     backend = backend or get_backend()
     parsed = parse_svg(page.svg, page.width_px, page.height_px, page.font)
-    instances, unmapped = collect_instances(parsed, catalogue.name)
+    inks = label_inks(parsed)
+    instances, unmapped = collect_instances(parsed, catalogue.name, inks)
 
     kept: list[tuple[_Instance, tuple[int, int, int, int]]] = []
     labelled: list[tuple[Ink, int]] = []
@@ -247,7 +306,7 @@ def annotate(
     # Document order decides who owns a pixel two symbols share: the one drawn later, as on paper.
     # The v2 vocabularies label lines too: those go first, layer by layer, so the glyphs drawn on
     # them keep their pixels (docs/v2.md).
-    order = {id(ink): i for i, ink in enumerate(parsed.inks)}
+    order = {id(ink): i for i, ink in enumerate(inks)}
     if catalogue.name in V2_VOCABULARIES:
         layer = {instance_id: draw_layer(inst.class_name) for instance_id, (inst, _) in enumerate(kept, start=1)}
         labelled.sort(key=lambda pair: (layer[pair[1]], order[id(pair[0])]))
@@ -324,5 +383,7 @@ def score_pages(
 ) -> list[Page]:
     """One score file in → every page with its image, label maps and symbols."""
     score = source if isinstance(source, Score) else load_score(source)
-    options = options or EngraveOptions(timing=wants_onsets(catalogue.name if catalogue else "", full_instances))
+    vocabulary = catalogue.name if catalogue else "deepscores"
+    options = options or EngraveOptions(timing=wants_onsets(vocabulary, full_instances))
+    options = replace(options, dynamics_by_letter=dynamics_by_letter(vocabulary))
     return [annotate(page, score.score_id, catalogue, backend, full_instances) for page in engrave(score, options)]

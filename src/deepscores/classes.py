@@ -186,6 +186,8 @@ _ALIASES = {
     "restHalfLegerLine": "restHalf",
     "restDoubleWholeLegerLine": "restDoubleWhole",
     "ornamentTurnSlash": "ornamentTurnInverted",  # SMuFL's alternative form of the inverted turn
+    # Verovio draws a CMN maxima rest (MEI rest dur="maxima") with the mensural glyph: same shape.
+    "mensuralRestMaxima": "restMaxima",
     # An arpeggio is a column of wiggle segments ended by an optional arrowhead: one symbol.
     "wiggleArpeggiatoUp": "arpeggiato",
     "wiggleArpeggiatoDown": "arpeggiato",
@@ -195,8 +197,9 @@ _ALIASES = {
 
 _KEY_ACCIDENTALS = {"accidentalFlat": "keyFlat", "accidentalSharp": "keySharp", "accidentalNatural": "keyNatural"}
 
-# Octave marks are part of one combined glyph in Verovio (gClef8vb, fClef8vb, gClef15ma, ...): the
-# clef keeps its clef class (its box includes the digit); clef8 / clef15 only match stand-alone glyphs.
+# Octave marks are part of one combined glyph in Verovio (gClef8vb, fClef8vb, gClef15ma, ...), which
+# annotate cuts into the clef and its digit (octave_clefs.py: gClef + clef8). A combined glyph that
+# reaches these rules uncut (a form without a stand-alone clef) keeps the clef's class.
 _CLEF_RE = re.compile(r"([gfc])Clef(?:8vb|8va|15mb|15ma|8vbOld|8vbCClef|8vbParens)?(Change)?")
 
 #: Classes whose glyphs under one Verovio element are pieces of one symbol instance.
@@ -231,6 +234,28 @@ def _shape_class(shape: str, innermost: str) -> str | None:
     return None
 
 
+#: The SMuFL grace notes (notehead, stem, flag and, for an acciaccatura, the slash in one glyph).
+GRACE_NOTES = frozenset(f"graceNote{kind}Stem{direction}" for kind in ("Acciaccatura", "Appoggiatura")
+                        for direction in ("Up", "Down"))
+# The parts of a grace note Verovio draws under its note group: they make up the grace-note symbol.
+# Its accidental, dots and articulations stay symbols of their own.
+_GRACE_PARTS = frozenset({"notehead", "stem", "flag"})
+
+
+def grace_note_symbol(ctx: GlyphContext) -> str | None:
+    """The grace-note class an ink is a part of, or None. svg.py marks the note group of an unbeamed
+    eighth grace note with the symbol's name (Verovio draws it as a small notehead, stem, flag and
+    slash, which the SMuFL glyph the class is named after shows as one)."""
+    groups = ctx.groups
+    if not groups or groups[-1].split(" ", 1)[0] not in _GRACE_PARTS:
+        return None
+    for group in reversed(groups):
+        words = group.split()
+        if words and words[0] == "note":
+            return next((w for w in words[1:] if w in GRACE_NOTES), None)
+    return None
+
+
 def _small(class_name: str | None, small: bool, known: Container[str]) -> str | None:
     if class_name is not None and small and f"{class_name}Small" in known:
         return f"{class_name}Small"
@@ -247,6 +272,9 @@ def glyph_rules(ctx: GlyphContext, known: Container[str]) -> str | None:
     innermost = kinds[-1] if kinds else ""
     glyph = ctx.glyph
 
+    grace = grace_note_symbol(ctx)
+    if grace is not None:
+        return grace if grace in known else None
     if glyph.startswith("text:"):
         char = glyph[5:]
         # Verovio sets fingering as text; other text (lyrics, titles, tempo, 'cresc.') is no symbol.

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from importlib import resources
 
-from deepscores.classes import Catalogue, GlyphContext, glyph_rules, load_catalogue
+from deepscores.classes import Catalogue, GlyphContext, glyph_rules, grace_note_symbol, load_catalogue
 from deepscores.errors import DeepScoresError
 
 #: Our one class outside the published v2 set (which has none for barlines); left out of the
@@ -31,7 +31,8 @@ _RENAMES = {
     "cClefTenor": "clefCTenor", "cClefTenorChange": "clefCTenor",
     "fClef": "clefF", "fClefChange": "clefF",
     "unpitchedPercussionClef1": "clefUnpitchedPercussion",
-    # v2 labels dynamics letter by letter; Verovio draws each letter as its own SMuFL glyph.
+    # v2 labels dynamics letter by letter; v2 pages are engraved with Verovio's dynamSingleGlyphs, so
+    # each letter is its own SMuFL glyph (dynamics_by_letter).
     "dynamicPiano": "dynamicP", "dynamicMezzo": "dynamicM", "dynamicForte": "dynamicF",
     "dynamicSforzando": "dynamicS", "dynamicRinforzando": "dynamicR",
 }
@@ -70,6 +71,12 @@ NON_FIXED_SHAPE = frozenset({
     "stem", "beam", "slur", "tie", BARLINE, "dynamicCrescendoHairpin", "dynamicDiminuendoHairpin",
     "tupletBracket", "ottavaBracket",
 })
+
+
+def dynamics_by_letter(vocabulary: str) -> bool:
+    """Whether pages of ``vocabulary`` are engraved with dynamics drawn letter by letter: the v2
+    vocabularies have a class per letter and none for Verovio's combined glyphs (ppp, sfz, fp, …)."""
+    return vocabulary in V2_VOCABULARIES
 
 
 def draw_layer(class_name: str) -> int:
@@ -121,8 +128,11 @@ def classify_v2(ctx: GlyphContext, catalogue: Catalogue) -> str | None:
     """The class of one drawn glyph or shape in a DeepScoresV2 vocabulary (``catalogue``), or None."""
     kinds = tuple(g.split()[0] for g in ctx.groups if g.strip())
     innermost = kinds[-1] if kinds else ""
-    if innermost == "hairpin" and ctx.glyph in ("polyline", "path"):
-        name: str | None = _HAIRPINS.get(ctx.opening)
+    grace = grace_note_symbol(ctx)
+    if grace is not None:
+        name: str | None = grace  # its stem and flag are part of the grace note, as in v1
+    elif innermost == "hairpin" and ctx.glyph in ("polyline", "path"):
+        name = _HAIRPINS.get(ctx.opening)
     elif (innermost, ctx.glyph) in _SHAPE_CLASSES:
         name = _SHAPE_CLASSES[(innermost, ctx.glyph)]
     elif "multiRestNum" in kinds and ctx.glyph.startswith("timeSig"):

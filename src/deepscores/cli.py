@@ -76,7 +76,13 @@ def generate(
     memory_limit_mb: Annotated[int, typer.Option(help="Address-space cap per worker (0: none).")] = 4096,
     patches_per_class: Annotated[int, typer.Option(help="Classification patches per class (0: none).")] = 3000,
     split: Annotated[str, typer.Option(help="train,val,test fractions; by score, never by page.")] = "0.8,0.1,0.1",
-    corpus: Annotated[Optional[str], typer.Option(help="Narrow the default corpus, e.g. music21:bach.")] = None,
+    corpus: Annotated[Optional[str], typer.Option(help="Narrow the default corpus (music21:bach), or 'synthetic': composed scores only.")] = None,
+    synthetic: Annotated[int, typer.Option(help="Add K composed scores (deepscores compose) to the plan.")] = 0,
+    min_per_class: Annotated[int, typer.Option(help="Balance: add composed scores aimed at the classes below N instances, within --pages.")] = 0,
+    balance_share: Annotated[float, typer.Option(help="With --min-per-class: the share of --pages left to the composed scores.")] = 0.4,
+    max_pages_per_score: Annotated[int, typer.Option(help="A sample (--pages) takes at most N pages of a score (per font); 0: no cap.")] = 10,
+    max_collection_share: Annotated[float, typer.Option(help="A sample takes at most this share of its pages from one collection (corpus folder); 0: no cap.")] = 0.2,
+    max_font_share: Annotated[float, typer.Option(help="A sample takes at most this share of its pages in one font; 0: no cap.")] = 0.3,
     classes: Annotated[str, typer.Option(help="Class vocabulary: deepscores (the paper's), deepscoresv2, deepscoresv2_strict.")] = "deepscores",
     format: Annotated[Optional[list[str]], typer.Option("--format", help="Exports, repeatable: deepscores, coco, yolo, obb-anns (needs --classes deepscoresv2). Default: deepscores coco yolo.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue a killed or finished run in the same folder.")] = False,
@@ -94,6 +100,8 @@ def generate(
         sources=tuple(sources or ()), corpus=corpus, pages=pages, fonts=_parse_fonts(fonts), font_mode=font_mode, dpi=dpi, seed=seed,
         patches_per_class=patches_per_class, split=_parse_split(split), shards_mb=shards, classes=classes,
         formats=tuple(dict.fromkeys(["deepscores", *format])) if format else GenerateOptions.formats, degrade=degrade,
+        synthetic=synthetic, min_per_class=min_per_class, balance_share=balance_share,
+        max_pages_per_score=max_pages_per_score, max_collection_share=max_collection_share, max_font_share=max_font_share,
     )
     settings = RunSettings(out=out, workers=workers, timeout_s=timeout or None,
                            memory_limit_mb=memory_limit_mb or None, resume=resume, engine=engine, address=address)
@@ -138,6 +146,10 @@ def _print_summary(summary) -> None:
         for name, count in summary.class_counts.most_common(10):
             table.add_row(name, str(count))
         out.print(table)
+    if summary.deficits:
+        short = ", ".join(f"{n} (-{c})" for n, c in sorted(summary.deficits.items(), key=lambda i: -i[1])[:12])
+        out.print(f"[yellow]--min-per-class not reached within --pages[/yellow] for {len(summary.deficits)} "
+                  f"classes, missing instances: {short}")
     if summary.unmapped:
         top = ", ".join(f"{n} ×{c}" for n, c in summary.unmapped.most_common(8))
         out.print(f"glyphs with no class (counted, not labelled): {top}")
@@ -252,6 +264,9 @@ def degrade_command(
 # The baselines' commands (train, evaluate, predict) live in cli_ml.py; importing it registers them here,
 # after the dataset commands, so --help lists them in that order.
 from deepscores import cli_ml as _cli_ml  # noqa: E402,F401
+from deepscores.cli_compose import compose as _compose  # noqa: E402
+
+app.command("compose")(_compose)
 
 
 def main() -> None:

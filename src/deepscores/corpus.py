@@ -7,6 +7,7 @@ import glob
 import hashlib
 import io
 import importlib.util
+import logging
 import re
 import zipfile
 from dataclasses import dataclass
@@ -16,7 +17,10 @@ from typing import Iterable
 
 from lxml import etree
 
+from deepscores.beams import repair_beams
 from deepscores.errors import OptionsError, ScoreError, UnsupportedFormatError
+
+log = logging.getLogger("deepscores.corpus")
 
 # Values are Verovio 'inputFrom' names: we always pass the format explicitly because Verovio's
 # sniffing misreads e.g. ABC files that start with a blank line.
@@ -45,14 +49,21 @@ class Score:
     data: str
     input_from: str
     content_hash: str  # sha256 of the raw file bytes, so renaming a file keeps its id
+    #: What load_score changed in `data` to make Verovio draw what the file means, one line each
+    #: (e.g. 'closed 37 unterminated beam groups'); empty when `data` is the decoded file as is.
+    repairs: tuple[str, ...] = ()
 
     @property
     def score_id(self) -> str:
         return self.content_hash[:16]
 
 
-def load_score(path: str | Path) -> Score:
-    """Read, decode and sanity-check one score file; every failure is one typed `ScoreError`."""
+def load_score(path: str | Path, repair: bool = True) -> Score:
+    """Read, decode and sanity-check one score file; every failure is one typed `ScoreError`.
+
+    With `repair`, MusicXML beam groups Verovio would drop are made well-formed first (see
+    `deepscores.beams`); what was changed is in `Score.repairs`.
+    """
     path = Path(path)
     input_from = SCORE_SUFFIXES.get(path.suffix.lower())
     if input_from is None:
@@ -81,7 +92,14 @@ def load_score(path: str | Path) -> Score:
         root_tag = _check_xml(path, text)
         if input_from == "musicxml" and root_tag not in _MUSICXML_ROOTS:
             raise ScoreError(path, f"root element <{root_tag}> is not MusicXML (expected <score-partwise> or <score-timewise>)")
-    return Score(path=path, data=text, input_from=input_from, content_hash=hashlib.sha256(raw).hexdigest())
+    repairs: tuple[str, ...] = ()
+    if repair and input_from == "musicxml":
+        beams = repair_beams(text)
+        text, repairs = beams.text, beams.notes
+        if repairs:
+            log.info("%s: %s", path, "; ".join(repairs))
+    return Score(path=path, data=text, input_from=input_from, content_hash=hashlib.sha256(raw).hexdigest(),
+                 repairs=repairs)
 
 
 def _read_mxl(path: Path, raw: bytes) -> bytes:

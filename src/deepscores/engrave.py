@@ -46,6 +46,9 @@ class EngraveOptions:
     #: that otherwise engrave (music21's ryansMammoth/MyLoveIsOnTheOceanReel.abc), which only a worker
     #: process survives.
     timing: bool = False
+    #: Draw every dynamic letter by letter (Verovio's dynamSingleGlyphs): the DeepScoresV2 vocabulary
+    #: labels letters (mf = dynamicM + dynamicF), the DeepScores one the combined SMuFL glyphs.
+    dynamics_by_letter: bool = False
 
     def pixel_size(self) -> tuple[int, int]:
         """(width_px, height_px) of a rendered page."""
@@ -67,8 +70,9 @@ class EngraveOptions:
             "header": "auto",  # titles are part of a real page
             "footer": "none",  # the default footer draws the Verovio logo on every page
             "xmlIdSeed": _XML_ID_SEED,
-            # Alto and tenor C clefs share one glyph; the clef's staff line tells them apart.
-            "svgAdditionalAttribute": ["clef@line"],
+            # Alto and tenor C clefs share one glyph; the clef's staff line tells them apart. A grace
+            # note is drawn like a small note: only its MEI @grace tells it from a cue note.
+            "svgAdditionalAttribute": ["clef@line", "note@grace"],
             # No indentation: 40 % less SVG to write and parse. Whitespace between elements is never
             # drawn; 200 default and 60 v2 pages came out byte-identical with and without it.
             "svgFormatRaw": True,
@@ -76,6 +80,7 @@ class EngraveOptions:
             # plays the repeats (a chorale's measure after `:|` starts a whole section later), and
             # realising them was nine tenths of the timemap's cost. Pages are drawn the same.
             "expandNever": True,
+            "dynamSingleGlyphs": self.dynamics_by_letter,
         }
 
     def validate(self) -> None:

@@ -43,7 +43,8 @@ def stats_markdown(stats: DatasetStats, compare_paper: bool = False, plots: list
     s = stats
     out = [f"# Dataset statistics: `{s.dataset}`", "",
            f"{_fmt(s.pages)} pages from {_fmt(s.scores)} scores, {_fmt(s.symbols)} symbols, {s.classes_present} of "
-           f"the {s.classes_present + len(s.classes_absent) - len(s.classes_unknown)} `{s.catalogue}` classes present "
+           f"the {s.classes_present + len(s.classes_absent) + len(s.classes_not_producible) - len(s.classes_unknown)} "
+           f"`{s.catalogue}` classes present "
            f"({_fmt(s.hidden_symbols)} hidden, {_fmt(s.occluded_symbols)} occluded). Standard deviations are "
            f"population ones (ddof=0); per-class figures are over the classes present.", "",
            "## Symbols per sheet and per class (the paper's Table II)", ""]
@@ -71,6 +72,8 @@ def stats_markdown(stats: DatasetStats, compare_paper: bool = False, plots: list
                   [[n, c, c / s.symbols, s.relative_size_per_class.get(n, {}).get("median_width"),
                     s.relative_size_per_class.get(n, {}).get("median_height")] for n, c in s.class_counts.items()])
     out += [f"Absent ({len(s.classes_absent)}): " + (", ".join(s.classes_absent) or "none"), ""]
+    out += [f"Not producible ({len(s.classes_not_producible)}; docs/ground-truth.md): "
+            + ("; ".join(f"{n} ({why})" for n, why in s.classes_not_producible.items()) or "none"), ""]
     if s.classes_unknown:
         out += ["Not in the catalogue: " + ", ".join(s.classes_unknown), ""]
     for title, groups in (("font", s.by_font), ("split", s.by_split), ("source corpus", s.by_source)):

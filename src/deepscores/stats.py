@@ -18,6 +18,7 @@ import numpy as np
 
 from deepscores.classes import Catalogue, dataset_catalogue
 from deepscores.errors import DeepScoresError
+from deepscores.gallery import not_producible
 from deepscores.stats_sources import _coco_pages, _page_groups, _PageData, _read_page
 
 #: Above this many symbols the exact per-symbol arrays give way to histograms (8 B per symbol kept).
@@ -57,7 +58,7 @@ class DatasetStats:
     symbols_per_class: dict[str, float | None]
     skew: dict[str, Any]
     class_counts: dict[str, int]          # present classes, most frequent first
-    classes_absent: list[str]             # catalogue classes with no instance
+    classes_absent: list[str]             # catalogue classes with no instance that a score can make
     classes_unknown: list[str]            # names in the files that the catalogue lacks
     object_area_px: dict[str, Any]
     relative_size_per_class: dict[str, dict[str, float]]
@@ -67,6 +68,8 @@ class DatasetStats:
     by_split: dict[str, dict[str, float]]
     by_source: dict[str, dict[str, float]]
     defects: list[dict[str, str]] = field(default_factory=list)
+    #: Catalogue classes with no instance that no score can make (gallery.not_producible) → reason.
+    classes_not_producible: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -345,7 +348,8 @@ def _finish(root: Path, catalogue: Catalogue, acc: _Accumulator, defects: list[d
         symbols=symbols, classes_present=len(ordered), hidden_symbols=acc.hidden, occluded_symbols=acc.occluded,
         std_kind="population (ddof=0)", symbols_per_sheet=_summary(per_page), symbols_per_class=_summary(present),
         skew=skew, class_counts=ordered,
-        classes_absent=[n for n in catalogue.names if n not in ordered],
+        classes_absent=[n for n in catalogue.names if n not in ordered and n not in not_producible(catalogue.name)],
+        classes_not_producible={n: why for n, why in not_producible(catalogue.name).items() if n not in ordered},
         classes_unknown=sorted(n for n in ordered if n not in catalogue),
         object_area_px=area, relative_size_per_class=rel,
         image_sizes={f"{w}x{h}": n for (w, h), n in sorted(acc.size_pages.items())},

@@ -200,6 +200,8 @@ class _Walker:
                     known = self.class_info[cls] = (
                         cls.split(" ", 1)[0], bool(self.hidden_classes and not self.hidden_classes.isdisjoint(cls.split())))
                 kind, hidden_by_class = known
+                if kind == "note" and get("data-grace") is not None:
+                    cls = self._grace_note_class(child, cls, groups)
                 child_hidden = hidden or get("visibility") == "hidden" or hidden_by_class
                 # Only clefs carry data-line (EngraveOptions asks Verovio for clef@line alone).
                 data_line = get("data-line") if kind == "clef" else None
@@ -224,6 +226,21 @@ class _Walker:
                 self._shape(tag, child, local, groups, child_owner)
             elif tag == "svg":
                 self.walk(child, local, groups, child_owner, hidden, line)
+
+    def _grace_note_class(self, note: etree._Element, cls: str, groups: tuple[str, ...]) -> str:
+        """The note's class attribute, with the grace-note symbol it draws as a modifier when it is
+        one of the four SMuFL grace notes: an unbeamed eighth (one flag), with a slash when
+        Verovio's ``data-grace`` says unaccented (acciaccatura). See classes.grace_note_symbol."""
+        if any(g.split(" ", 1)[0] == "beam" for g in groups):
+            return cls
+        flags = [self.defs.get((use.get(_XLINK_HREF) or use.get("href") or "").lstrip("#"))
+                 for flag in note.iter("{*}g") if (flag.get("class") or "").split(" ", 1)[0] == "flag"
+                 for use in flag.iter("{*}use")]
+        names = [entry[2] for entry in flags if entry is not None]
+        if names not in (["flag8thUp"], ["flag8thDown"]):
+            return cls
+        kind = "Acciaccatura" if note.get("data-grace") == "unacc" else "Appoggiatura"
+        return f"{cls} graceNote{kind}Stem{names[0][len('flag8th'):]}"
 
     def _use(self, el, matrix, groups, owner, line, transform) -> None:
         get = el.get

@@ -148,18 +148,20 @@ def clean_page(root: str | Path, name: str, clean: str | Path | None = None) -> 
     if clean is not None:
         return read_page(Path(clean), name, options.classes)
     from deepscores.annotate import annotate, wants_onsets
-    from deepscores.corpus import load_score
+    from deepscores.classes_v2 import dynamics_by_letter
+    from deepscores.synthetic import is_synthetic, load_source
     from deepscores.engrave import EngraveOptions, engrave
     from deepscores.pipeline.run import read_manifest
 
     result = next((r for r in read_manifest(root).values() if any(p.name == name for p in r.pages)), None)
-    if result is None or not Path(result.source).is_file():
+    if result is None or not (is_synthetic(result.source) or Path(result.source).is_file()):
         raise DeepScoresError(f"{root}: cannot find the score of page {name} to engrave it again; pass --clean DIR")
     number = next(p.page_number for p in result.pages if p.name == name)
     # A score made in every font lists them all; the page name ends with this page's.
     font = next(f for f in result.font.split(",") if name.endswith(f"-{f.lower()}"))
-    engraved = engrave(load_score(result.source), EngraveOptions(
+    engraved = engrave(load_source(result.source), EngraveOptions(
         font=font, dpi=options.dpi, unit=options.unit,
-        timing=wants_onsets(options.classes, options.full_instances)))
+        timing=wants_onsets(options.classes, options.full_instances),
+        dynamics_by_letter=dynamics_by_letter(options.classes)))
     page = next(p for p in engraved if p.page_number == number)
     return annotate(page, result.score_id, load_catalogue(options.classes), full_instances=options.full_instances)

@@ -23,7 +23,9 @@ from deepscores.formats.obb_anns import write_obb_anns
 from deepscores.formats.rle import RLE_FOLDER, read_rle
 from deepscores.formats.patches import select_patches, write_patches
 from deepscores.formats.yolo import write_yolo
+from deepscores.pipeline.quota import SYNTHETIC_PREFIX, Caps, PageQuota, take_pages
 from deepscores.pipeline.tasks import ScoreResult, page_totals, stable_hash
+from deepscores.synthetic import COMPOSED_FOLDER
 
 if TYPE_CHECKING:
     from deepscores.pipeline.run import GenerateOptions, GenerateSummary
@@ -64,11 +66,12 @@ def split_scores(score_ids: list[str], ratios: tuple[float, float, float], seed:
     return split
 
 
-def _final_results(plan_accepted: list[str], results: dict[str, ScoreResult], pages: int | None) -> list[ScoreResult]:
-    """The manifest's lines in plan order: duplicates marked, the last score cut to exactly N pages."""
+def final_results(plan_accepted: list[str], results: dict[str, ScoreResult], caps: Caps) -> list[ScoreResult]:
+    """The manifest's lines in plan order: duplicates marked, each score cut to the pages the sample
+    keeps of it (quota.py: N pages in all, the diversity caps)."""
     final: list[ScoreResult] = []
     owner: dict[str, str] = {}
-    total = 0
+    quota = PageQuota(caps)
     for source in plan_accepted:
         result = results[source]
         if result.status == "ok" and result.score_id in owner:
@@ -76,9 +79,9 @@ def _final_results(plan_accepted: list[str], results: dict[str, ScoreResult], pa
                              error=f"{source}: same content as {owner[result.score_id]}")
         elif result.status == "ok":
             owner[result.score_id] = source
-            if pages is not None:
-                result = _keep_pages(result, max(0, pages - total))
-            total += len(result.pages)
+            kept = take_pages(quota, result)
+            if kept < len(result.pages):
+                result = _keep_pages(result, kept)
         final.append(result)
     return final
 
@@ -91,6 +94,13 @@ def _keep_pages(result: ScoreResult, count: int) -> ScoreResult:
         return replace(result, pages=kept)  # a manifest from before the per-page counts: as recorded
     unmapped, duplicates = page_totals(kept)
     return replace(result, pages=kept, unmapped=unmapped, duplicates_removed=duplicates)
+
+
+def _remove_stray_composed(out: Path, keep: set[str]) -> None:
+    """Composed scores none of whose pages are in the dataset (a worker composed one the sample cut)."""
+    for path in (out / COMPOSED_FOLDER).glob("*.mei"):
+        if path.stem not in keep:
+            path.unlink()
 
 
 def _segmentation_source(out: Path) -> Callable[[str], list[dict[str, Any]] | None]:
@@ -120,9 +130,10 @@ def finalize_dataset(out: Path, options: "GenerateOptions", plan: list[str], acc
                      results: dict[str, ScoreResult], summary: "GenerateSummary", workers: int = 1) -> None:
     from deepscores.pipeline.run import MANIFEST, remove_stray_pages
 
-    final = _final_results(accepted, results, options.pages)
+    final = final_results(accepted, results, options.caps(plan))
     page_names = [p.name for r in final if r.status == "ok" for p in r.pages]
     remove_stray_pages(out, set(page_names))
+    _remove_stray_composed(out, {r.score_id for r in final if r.status == "ok" and r.pages})
     atomic_write_text(out / MANIFEST, "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in final))
 
     catalogue = load_catalogue(options.classes)
@@ -192,6 +203,11 @@ def finalize_dataset(out: Path, options: "GenerateOptions", plan: list[str], acc
             "duplicates_removed": summary.duplicates_removed,
         },
     }
+    composed = sum(len(r.pages) for r in ok if r.source.startswith(SYNTHETIC_PREFIX))
+    if composed or options.min_per_class:
+        dataset["composed"] = {"pages": composed, "scores_folder": "composed/",
+                               "min_per_class": options.min_per_class,
+                               "classes_below_minimum": dict(sorted(summary.deficits.items()))}
     preset = options.preset()
     if preset is not None:
         # The preset itself, resolved: a page is redone from it and its degrade/<page>.json seed.

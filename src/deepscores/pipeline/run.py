@@ -10,13 +10,14 @@ the end, in plan order, so the result does not depend on timing, engine or numbe
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
 import zipfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from deepscores.classes import load_catalogue
@@ -26,6 +27,9 @@ from deepscores.engrave import FONTS
 from deepscores.errors import FontError, OptionsError
 from deepscores.formats.atomic import atomic_write_text, remove_temp_files
 from deepscores.pipeline.finalize import finalize_dataset
+from deepscores.pipeline.balance import balance
+from deepscores.pipeline.quota import Acceptance, Caps, balancing_batch, collection_of
+from deepscores.synthetic import synthetic_sources
 from deepscores.pipeline.tasks import (
     DEGRADE_FILES,
     FONT_MODES,
@@ -70,6 +74,18 @@ class GenerateOptions:
     formats: tuple[str, ...] = ("deepscores", "coco", "yolo")
     #: Scan/photo-like pages: 'none', a built-in preset (light, scan, photo) or a preset file path.
     degrade: str = "none"
+    #: Diversity caps of a sample (``pages``; pipeline/quota.py): pages per score (per font), and the
+    #: share of the pages one collection or one font may have. 0 turns a cap off.
+    max_pages_per_score: int = 10
+    max_collection_share: float = 0.2
+    max_font_share: float = 0.3
+    #: Composed scores (compose/) added to the plan; with corpus 'synthetic' the plan holds only these.
+    synthetic: int = 0
+    #: Balance: after the plan, composed scores aimed at the classes still below this count are added
+    #: until every producible class has it or the pages run out (pipeline/balance.py). 0: off.
+    min_per_class: int = 0
+    #: With ``min_per_class``: the share of the pages left to the balancing rounds.
+    balance_share: float = 0.4
 
     def validate(self) -> None:
         for font in self.fonts:
@@ -86,8 +102,20 @@ class GenerateOptions:
         load_catalogue(self.classes)  # an unknown vocabulary fails here, naming the available ones
         if self.patches_per_class < 0:
             raise OptionsError("--patches-per-class must be >= 0")
-        if self.corpus is not None and not self.corpus.startswith("music21"):
-            raise OptionsError(f"unknown corpus {self.corpus!r}; use music21 or music21:<folder>")
+        if self.corpus is not None and not self.corpus.startswith("music21") and self.corpus != "synthetic":
+            raise OptionsError(f"unknown corpus {self.corpus!r}; use music21, music21:<folder> or synthetic")
+        if self.corpus == "synthetic" and self.pages is None and self.synthetic < 1:
+            raise OptionsError("--corpus synthetic needs --pages N or --synthetic K (how much music to compose)")
+        for name, value, kind in (("--max-pages-per-score", self.max_pages_per_score, int),
+                                  ("--synthetic", self.synthetic, int), ("--min-per-class", self.min_per_class, int)):
+            if isinstance(value, bool) or not isinstance(value, kind) or value < 0:
+                raise OptionsError(f"{name} must be a whole number >= 0, got {value!r}")
+        for name, share in (("--max-collection-share", self.max_collection_share),
+                            ("--max-font-share", self.max_font_share), ("--balance-share", self.balance_share)):
+            if not (isinstance(share, (int, float)) and 0 <= share <= 1):
+                raise OptionsError(f"{name} must be a fraction between 0 and 1 (0: no cap), got {share!r}")
+        if self.min_per_class and self.pages is None:
+            raise OptionsError("--min-per-class needs --pages N: the page budget the balancing may fill")
         # [scale] shards: a positive, finite size (NaN fails both comparisons, so it is refused too).
         if self.shards_mb is not None and not (0 < self.shards_mb < float("inf")):
             raise OptionsError(f"--shards must be a positive size in MB, got {self.shards_mb}")
@@ -113,6 +141,18 @@ class GenerateOptions:
         ``segmentation`` reads it: the obb_anns export takes its areas from the XML, so a run
         without COCO skips the encoding (a fifth of a v2 page's cost)."""
         return self.full_instances and "coco" in self.formats
+
+    def caps(self, plan: list[str] = ()) -> Caps:
+        """The sample's caps (pipeline/quota.py): only a sample (``pages``) is capped. A share cap
+        is never below an equal share: with k collections in ``plan`` (k fonts), 1/k of the pages."""
+        if self.pages is None:
+            return Caps()
+        plan_pages = self.pages - math.floor(self.balance_share * self.pages) if self.min_per_class else None
+        collections = {collection_of(source) for source in plan} - {None}
+        fonts = 1 if self.font_mode == "every" else len(self.fonts)
+        return Caps(self.pages, self.max_pages_per_score or None,
+                    max(self.max_collection_share, 1 / max(1, len(collections))) if self.max_collection_share else None,
+                    max(self.max_font_share, 1 / fonts) if self.max_font_share else None, plan_pages)
 
     def preset(self):
         """The degradation preset (degrade.presets.Preset), or None for clean pages."""
@@ -154,6 +194,8 @@ class GenerateSummary:
     #: Of which the finishing step (splits, COCO, YOLO, patches, shards, dataset.json).
     finish_seconds: float = 0.0
     resumed_scores: int = 0
+    #: With --min-per-class: producible classes still below the minimum when the pages ran out.
+    deficits: dict[str, int] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -161,13 +203,18 @@ class GenerateSummary:
 
 
 def plan_sources(options: GenerateOptions) -> list[str]:
-    """The score files in plan order: sorted, or a seeded shuffle when only N pages are wanted."""
+    """The score files in plan order: sorted, or a seeded shuffle when only N pages are wanted.
+    Composed scores (``--synthetic K``, ``--corpus synthetic``) are named ``synthetic:…`` sources."""
     if options.sources:
         paths = find_scores(options.sources)
+    elif options.corpus == "synthetic":
+        paths = []
     else:
         subset = options.corpus.split(":", 1)[1] if options.corpus and ":" in options.corpus else None
         paths = default_corpus(subset)
     names = {str(p): corpus_relative_name(p) for p in paths}
+    composed = options.synthetic or (options.pages or 0 if options.corpus == "synthetic" else 0)
+    names.update((s, s) for s in synthetic_sources(options.seed, 0, composed))
     ordered = sorted(names)
     if options.pages is not None:
         # Shuffle by name, not by path, so the same corpus gives the same sample on any machine.
@@ -230,69 +277,6 @@ def _done(result: ScoreResult | None, out: Path, instance_rle: bool, degrade: bo
     return result.status != "ok" or all(is_page_complete(out, p.name, instance_rle, degrade) for p in result.pages)
 
 
-class _Acceptance:
-    """Decides, in plan order, which finished scores make the dataset (for ``--pages N``).
-
-    Results come in while the run goes on; the run of plan entries from the start whose results are
-    all in is kept as it grows (its length, pages and contents), so each question costs the few
-    entries past it, not the whole plan: a run of 100,000 scores asks once per result and per task.
-    """
-
-    def __init__(self, plan: list[str], results: dict[str, ScoreResult], pages: int | None) -> None:
-        self.plan, self.results, self.pages = plan, results, pages
-        self.position = {source: index for index, source in enumerate(plan)}
-        self._end = 0                 # plan[:_end] all have results ...
-        self._total = 0               # ... holding this many dataset pages (first copy of each content)
-        self._ids: set[str] = set()
-
-    def _full(self) -> bool:
-        return self.pages is not None and self._total >= self.pages
-
-    def _advance(self) -> None:
-        while self._end < len(self.plan) and not self._full():
-            result = self.results.get(self.plan[self._end])
-            if result is None:
-                return
-            if result.status == "ok" and result.score_id not in self._ids:
-                self._ids.add(result.score_id)
-                self._total += len(result.pages)
-            self._end += 1
-
-    def final(self) -> bool:
-        """Whether the dataset's set of scores is decided (no later result can change it)."""
-        self._advance()
-        return self._end == len(self.plan) or self._full()
-
-    def prefix(self) -> tuple[list[str], bool]:
-        """Sources in the dataset so far, and whether that set is final."""
-        final = self.final()
-        return self.plan[: self._end], final
-
-    def pages_needed_at_most(self, source: str) -> int | None:
-        """A bound on the pages ``source`` can give the dataset (None: all of them): N less the pages of
-        the earlier scores whose results are in. The ones still out give zero or more, so the bound
-        holds whatever they bring; the dataset's last score is cut to its share of N in any case
-        (finalize), so the dataset is the same whoever finishes first."""
-        if self.pages is None:
-            return None
-        self._advance()
-        position = self.position[source]
-        if position < self._end:  # a source whose result is in already: count its predecessors afresh
-            start, known, counted = 0, 0, frozenset()
-        elif self._full():
-            return 0  # the scores before it hold the N pages
-        else:
-            start, known, counted = self._end, self._total, self._ids
-        seen: set[str] = set()
-        for earlier in self.plan[start:position]:
-            result = self.results.get(earlier)
-            if (result is not None and result.status == "ok" and result.score_id not in counted
-                    and result.score_id not in seen):
-                seen.add(result.score_id)
-                known += len(result.pages)
-        return max(0, self.pages - known)
-
-
 def run_generate(
     options: GenerateOptions,
     settings: RunSettings,
@@ -306,45 +290,59 @@ def run_generate(
     out = settings.out
     preset = options.preset()
     planned = set(plan)
+    # Balancing rounds' scores are not in the plan: a resumed run makes the same rounds again.
     results = {s: r for s, r in read_manifest(out).items()
-               if s in planned and _done(r, out, options.instance_rle, preset is not None)}
+               if (s in planned or balancing_batch(s)) and _done(r, out, options.instance_rle, preset is not None)}
     summary = GenerateSummary(out, resumed_scores=len(results))
-    acceptance = _Acceptance(plan, results, options.pages)
-
-    def tasks():
-        todo = [s for s in plan if s not in results]
-        if options.pages is None:
-            # Largest files first, so no long score starts last and leaves one core idle at the
-            # end. Only scheduling changes: the dataset is assembled in plan order.
-            todo.sort(key=lambda s: -work_estimate(s))
-        for source in todo:
-            if source not in results:
-                yield ScoreTask(source, str(out), options.fonts, options.seed, options.dpi, options.unit,
-                                acceptance.pages_needed_at_most(source), options.classes, settings.memory_limit_mb,
-                                options.full_instances, preset, options.font_mode, options.instance_rle)
-
+    caps = options.caps(plan)
+    engine = None
     manifest = open(out / MANIFEST, "a", encoding="utf-8")
     # Pages made so far, for the progress bar: kept as a count (a sum over all results per result
     # would cost a run of 100,000 scores minutes of the driver's time).
     pages_done = sum(len(r.pages) for r in results.values() if r.status == "ok")
 
-    def on_result(result: ScoreResult) -> bool:
-        nonlocal pages_done
-        manifest.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
-        manifest.flush()
-        results[result.source] = result
-        pages_done += len(result.pages) if result.status == "ok" else 0
-        if on_progress is not None:
-            on_progress(result, pages_done)
-        return not acceptance.final()
+    def run_sources(sources: list[str], acceptance: Acceptance) -> list[str]:
+        """Make the scores of ``sources`` the acceptance still needs; return its accepted prefix."""
+        nonlocal engine
+
+        def tasks():
+            todo = [s for s in sources if s not in results]
+            if options.pages is None:
+                # Largest files first, so no long score starts last and leaves one core idle at the
+                # end. Only scheduling changes: the dataset is assembled in plan order.
+                todo.sort(key=lambda s: -work_estimate(s))
+            for source in todo:
+                if source not in results:
+                    yield ScoreTask(source, str(out), options.fonts, options.seed, options.dpi, options.unit,
+                                    acceptance.pages_needed_at_most(source), options.classes,
+                                    settings.memory_limit_mb, options.full_instances, preset, options.font_mode,
+                                    options.instance_rle)
+
+        def on_result(result: ScoreResult) -> bool:
+            nonlocal pages_done
+            manifest.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
+            manifest.flush()
+            results[result.source] = result
+            pages_done += len(result.pages) if result.status == "ok" else 0
+            if on_progress is not None:
+                on_progress(result, pages_done)
+            return not acceptance.final()
+
+        if not acceptance.final():
+            engine = engine or make_engine(settings)
+            engine.run(tasks(), on_result)
+        return acceptance.prefix()[0]
 
     try:
-        if not acceptance.final():
-            engine = make_engine(settings)
-            engine.run(tasks(), on_result)
+        accepted = run_sources(plan, Acceptance(plan, results, caps))
+        if options.min_per_class:
+            def run_batch(batch: list[str], room: int) -> list[str]:
+                return run_sources(batch, Acceptance(batch, results, replace(caps, pages=room, plan_pages=None)))
+
+            accepted, summary.deficits = balance(accepted, results, caps, load_catalogue(options.classes),
+                                                 options.min_per_class, options.seed, run_batch)
     finally:
         manifest.close()
-    accepted, _ = acceptance.prefix()
     finish_start = time.monotonic()
     finalize_dataset(out, options, plan, accepted, results, summary, workers=settings.workers)
     summary.finish_seconds = time.monotonic() - finish_start

@@ -20,7 +20,7 @@ from typing import Any
 
 from deepscores.annotate import annotate, wants_onsets
 from deepscores.classes import load_catalogue
-from deepscores.corpus import load_score
+from deepscores.classes_v2 import dynamics_by_letter
 from deepscores.engrave import EngraveOptions, engrave
 from deepscores.errors import DeepScoresError
 from deepscores.formats.atomic import atomic_write_text
@@ -28,6 +28,7 @@ from deepscores.formats.deepscores_xml import write_page_xml
 from deepscores.formats.pngio import write_png
 from deepscores.formats.rle import write_rle
 from deepscores.page import Page
+from deepscores.synthetic import COMPOSED_FOLDER, is_synthetic, load_source
 
 log = logging.getLogger("deepscores.pipeline")
 
@@ -121,6 +122,8 @@ class ScoreResult:
     unmapped: dict[str, int] = field(default_factory=dict)
     duplicates_removed: int = 0
     error: str | None = None
+    #: What loading changed so that the engraver draws what the file means (corpus.Score.repairs).
+    repairs: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -202,17 +205,23 @@ def process_score(task: ScoreTask) -> ScoreResult:
 
 
 def _process(task: ScoreTask) -> ScoreResult:
-    score = load_score(task.source)
+    score = load_source(task.source)
+    if is_synthetic(task.source):
+        # The dataset keeps the music its composed pages show, named like them by content.
+        (Path(task.out) / COMPOSED_FOLDER).mkdir(exist_ok=True)
+        atomic_write_text(Path(task.out) / COMPOSED_FOLDER / f"{score.score_id}.mei", score.data)
     fonts = score_fonts(task.seed, score.score_id, task.fonts, task.font_mode)
     catalogue = load_catalogue(task.classes)
     out = Path(task.out)
-    result = ScoreResult(task.source, "ok", score.score_id, score.content_hash, ",".join(fonts))
+    result = ScoreResult(task.source, "ok", score.score_id, score.content_hash, ",".join(fonts),
+                         repairs=list(score.repairs))
     if task.max_pages == 0:
         return result  # the earlier scores already hold the run's N pages: none of this one is needed
     for font in fonts:
         # Onsets end up only in the v2 outputs (XML, obb_anns comments); v1 skips Verovio's timemap.
         options = EngraveOptions(font=font, dpi=task.dpi, unit=task.unit,
-                                 timing=wants_onsets(task.classes, task.full_instances))
+                                 timing=wants_onsets(task.classes, task.full_instances),
+                                 dynamics_by_letter=dynamics_by_letter(task.classes))
         for svg_page in engrave(score, options, task.max_pages):
             page = annotate(svg_page, score.score_id, catalogue, full_instances=task.full_instances)
             name = page_name(score.score_id, page.page_number, font)
