@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from deepscores.errors import OptionsError
-from deepscores.pipeline.quota import Acceptance, Caps, PageQuota, balancing_batch, collection_of, least_kept, take_pages
+from deepscores.pipeline.quota import Acceptance, Caps, PageQuota, collection_of, least_kept, take_pages
 from deepscores.pipeline.run import GenerateOptions, plan_sources
 from deepscores.pipeline.tasks import PageSummary, ScoreResult
-from deepscores.synthetic import synthetic_sources
+from deepscores.synthetic import balancing_batch, synthetic_sources
 
 
 def _ok(source: str, pages: int, font: str = "Leipzig") -> ScoreResult:

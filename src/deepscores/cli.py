@@ -79,7 +79,7 @@ def generate(
     corpus: Annotated[Optional[str], typer.Option(help="Narrow the default corpus (music21:bach), or 'synthetic': composed scores only.")] = None,
     synthetic: Annotated[int, typer.Option(help="Add K composed scores (deepscores compose) to the plan.")] = 0,
     min_per_class: Annotated[int, typer.Option(help="Balance: add composed scores aimed at the classes below N instances, within --pages.")] = 0,
-    balance_share: Annotated[float, typer.Option(help="With --min-per-class: the share of --pages left to the composed scores.")] = 0.4,
+    balance_share: Annotated[float, typer.Option(help="With --min-per-class: the share of --pages left to the composed scores.")] = 0.5,
     max_pages_per_score: Annotated[int, typer.Option(help="A sample (--pages) takes at most N pages of a score (per font); 0: no cap.")] = 10,
     max_collection_share: Annotated[float, typer.Option(help="A sample takes at most this share of its pages from one collection (corpus folder); 0: no cap.")] = 0.2,
     max_font_share: Annotated[float, typer.Option(help="A sample takes at most this share of its pages in one font; 0: no cap.")] = 0.3,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from deepscores.corpus import Score, load_score
 from deepscores.errors import OptionsError, ScoreError
-from deepscores.pipeline.quota import SYNTHETIC_PREFIX, balancing_batch
 
+SYNTHETIC_PREFIX = "synthetic:"
 #: Measures of a balancing round's composed score (the plan's own composed scores have compose's default).
 BALANCING_MEASURES = 16
 #: Folder of a dataset where the composed scores of its pages are kept (``<score id>.mei``).
@@ -25,6 +25,16 @@ def synthetic_sources(seed: int, batch: int, count: int, rates: tuple[tuple[str,
     """``count`` source names of one batch (0: the plan's own composed scores; 1, 2, …: balancing rounds)."""
     suffix = "~" + ",".join(f"{device}={rate:g}" for device, rate in rates) if rates else ""
     return [f"{SYNTHETIC_PREFIX}{seed}-{batch}-{index:05d}{suffix}" for index in range(count)]
+
+
+def balancing_batch(source: str) -> int:
+    """The balancing round a composed source belongs to (1, 2, …), 0 for any other source."""
+    if not source.startswith(SYNTHETIC_PREFIX):
+        return 0
+    try:
+        return int(source[len(SYNTHETIC_PREFIX):].split("~", 1)[0].split("-")[1])
+    except (IndexError, ValueError):
+        return 0
 
 
 def is_synthetic(source: str) -> bool:

@@ -93,7 +93,7 @@ _SPECS: dict[str, tuple[frozenset[str], float, float, str, str]] = {
     "meter_change": (frozenset({"timeSig2", "timeSig3", "timeSig4", "timeSig6", "timeSig8"}), 0.01, 0.3, "bar",
                      "a new time signature"),
     "rare_meter": (frozenset({"timeSig0", "timeSig1", "timeSig5", "timeSig7", "timeSig9", "timeSig12", "timeSig16"}),
-                   0.08, 0.8, "score", "per score and per change: 1/4, 5/4, 7/4, 5/8, 7/8, 10/8, 9/8, 12/8, 16/16"),
+                   0.08, 0.8, "score", "per score and per change: 1/4, 5/4, 7/4, 5/8, 7/8, 10/8, 10/4, 9/8, 12/8, 16/16"),
     "meter_symbol": (frozenset({"timeSigCommon", "timeSigCutCommon"}), 0.25, 0.8, "score",
                      "per score and per change, unless the meter is rare: common time (C) or cut time"),
     "key_change": (frozenset({"keyNatural", "keySharp", "keyFlat"}), 0.005, 0.2, "bar", "a new key signature"),

@@ -36,7 +36,7 @@ SOLOISTS = (
     Instrument("Clarinet in B♭", "Cl.", "wind", (G,)),
     Instrument("Bassoon", "Bsn.", "wind", (F, TENOR)),
     Instrument("Horn in F", "Hn.", "wind", (G, F), activity=(0.1, 0.5)),
-    Instrument("Trombone", "Tbn.", "wind", (F, TENOR), activity=(0.1, 0.5)),
+    Instrument("Trombone", "Tbn.", "wind", (F, TENOR, ALTO), activity=(0.1, 0.5)),  # alto trombone parts
     Instrument("Soprano", "S.", "voice", (G,), activity=(0.1, 0.5)),
     Instrument("Tenor", "T.", "voice", (G,), octave_clef=(8, "below"), activity=(0.1, 0.5)),
     Instrument("Guitar", "Gtr.", "guitar", (G,), octave_clef=(8, "below")),

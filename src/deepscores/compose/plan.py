@@ -12,7 +12,7 @@ from deepscores.compose.theory import Key, Meter
 _COMMON_METERS = ((4, 4, 6.0), (3, 4, 4.0), (2, 4, 2.5), (6, 8, 2.5), (2, 2, 1.2), (3, 8, 0.8), (9, 8, 0.5),
                   (12, 8, 0.6), (3, 2, 0.4), (6, 4, 0.3))
 _CHORALE_METERS = ((4, 4, 6.0), (3, 4, 3.0), (3, 2, 1.0), (4, 2, 1.0), (2, 2, 1.0))
-_RARE_METERS = ((1, 4), (5, 4), (7, 4), (5, 8), (7, 8), (10, 8), (9, 8), (12, 8), (16, 16))
+_RARE_METERS = ((1, 4), (5, 4), (7, 4), (5, 8), (7, 8), (10, 8), (10, 4), (9, 8), (12, 8), (16, 16))
 #: The bar a long-value device writes, by the longest value it holds.
 LONG_METERS = {"breve": Meter(4, 2), "long": Meter(4, 1), "maxima": Meter(8, 1)}
 # Where a chord goes next (scale degrees, 0 = tonic): a plain tonal progression.

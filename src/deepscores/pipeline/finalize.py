@@ -23,9 +23,9 @@ from deepscores.formats.obb_anns import write_obb_anns
 from deepscores.formats.rle import RLE_FOLDER, read_rle
 from deepscores.formats.patches import select_patches, write_patches
 from deepscores.formats.yolo import write_yolo
-from deepscores.pipeline.quota import SYNTHETIC_PREFIX, Caps, PageQuota, take_pages
+from deepscores.pipeline.quota import Caps, PageQuota, take_pages
 from deepscores.pipeline.tasks import ScoreResult, page_totals, stable_hash
-from deepscores.synthetic import COMPOSED_FOLDER
+from deepscores.synthetic import COMPOSED_FOLDER, SYNTHETIC_PREFIX
 
 if TYPE_CHECKING:
     from deepscores.pipeline.run import GenerateOptions, GenerateSummary

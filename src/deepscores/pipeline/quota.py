@@ -19,11 +19,11 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from deepscores.corpus import corpus_relative_name
+from deepscores.synthetic import SYNTHETIC_PREFIX, balancing_batch
 
 if TYPE_CHECKING:
     from deepscores.pipeline.tasks import ScoreResult
 
-SYNTHETIC_PREFIX = "synthetic:"
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,6 @@ class Caps:
     #: With balancing (pipeline/balance.py): the pages the plan's own scores may fill; the rest of
     #: ``pages`` is left to the balancing rounds' composed scores.
     plan_pages: int | None = None
-
-
-def balancing_batch(source: str) -> int:
-    """The balancing round a composed source belongs to (1, 2, …), 0 for any other source."""
-    if not source.startswith(SYNTHETIC_PREFIX):
-        return 0
-    try:
-        return int(source[len(SYNTHETIC_PREFIX):].split("~", 1)[0].split("-")[1])
-    except (IndexError, ValueError):
-        return 0
 
 
 def collection_of(source: str) -> str | None:

@@ -28,8 +28,8 @@ from deepscores.errors import FontError, OptionsError
 from deepscores.formats.atomic import atomic_write_text, remove_temp_files
 from deepscores.pipeline.finalize import finalize_dataset
 from deepscores.pipeline.balance import balance
-from deepscores.pipeline.quota import Acceptance, Caps, balancing_batch, collection_of
-from deepscores.synthetic import synthetic_sources
+from deepscores.pipeline.quota import Acceptance, Caps, collection_of
+from deepscores.synthetic import balancing_batch, synthetic_sources
 from deepscores.pipeline.tasks import (
     DEGRADE_FILES,
     FONT_MODES,
@@ -85,7 +85,7 @@ class GenerateOptions:
     #: until every producible class has it or the pages run out (pipeline/balance.py). 0: off.
     min_per_class: int = 0
     #: With ``min_per_class``: the share of the pages left to the balancing rounds.
-    balance_share: float = 0.4
+    balance_share: float = 0.5
 
     def validate(self) -> None:
         for font in self.fonts:
