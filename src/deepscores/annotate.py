@@ -52,6 +52,12 @@ class _Instance:
         self.left, self.top = min(self.left, rect.left()), min(self.top, rect.top())
         self.right, self.bottom = max(self.right, rect.right()), max(self.bottom, rect.bottom())
 
+    def absorb(self, other: "_Instance") -> None:
+        """Take ``other``'s inks and extent: two pieces of one symbol."""
+        self.inks.extend(other.inks)
+        self.left, self.top = min(self.left, other.left), min(self.top, other.top)
+        self.right, self.bottom = max(self.right, other.right), max(self.bottom, other.bottom)
+
     def box(self, width: int, height: int) -> tuple[int, int, int, int]:
         # Integer pixel edges enclosing the outline; the epsilon keeps float noise from adding a pixel.
         x0 = max(0, math.floor(self.left + _EPS))
@@ -147,41 +153,31 @@ def collect_instances(parsed: ParsedSvg, vocabulary: str = "deepscores",
     return merge_time_signature_numbers(instances, vocabulary), unmapped
 
 
-
-
 def merge_time_signature_numbers(instances: list[_Instance], vocabulary: str) -> list[_Instance]:
-    """Digits of one number in a time signature that the vocabulary has a class for (DeepScores'
-    timeSig12 and timeSig16; Verovio draws '1' and '2') become one instance; other numbers stay digits."""
+    """Digits of one number in a time signature become one instance where the vocabulary has a class
+    for the number (DeepScores' timeSig12 and timeSig16; Verovio draws a '1' and a '2'); other
+    numbers stay digit by digit."""
     catalogue = load_catalogue(vocabulary)
-    if not any(name.startswith("timeSig1") and len(name) > len("timeSig1") for name in catalogue.names):
-        return instances
-    lines: dict[tuple, list[_Instance]] = {}
+    numbers: dict[tuple, list[_Instance]] = {}
     for inst in instances:
-        if inst.class_name[7:].isdigit() and inst.class_name.startswith("timeSig") and "meterSig" in _kinds(inst):
-            # The digits of one number are placed on one baseline (the glyphs' origin).
-            lines.setdefault((inst.inks[0].element_id, round(inst.inks[0].matrix.getTranslateY(), 1)), []).append(inst)
-    dropped: set[int] = set()
-    for digits in lines.values():
-        if len(digits) < 2:
-            continue
+        first = inst.inks[0]
+        if (inst.class_name.startswith("timeSig") and inst.class_name[7:].isdigit()
+                and any(g.split(" ", 1)[0] == "meterSig" for g in first.groups)):
+            # The digits of one number stand on one baseline: the glyphs' common origin.
+            numbers.setdefault((first.element_id, round(first.matrix.getTranslateY(), 1)), []).append(inst)
+    merged: set[int] = set()
+    for digits in numbers.values():
         digits.sort(key=lambda inst: inst.left)
         name = "timeSig" + "".join(inst.class_name[7:] for inst in digits)
-        if name not in catalogue:
+        if len(digits) < 2 or name not in catalogue:
             continue
-        first = min(digits, key=instances.index)
+        first = min(digits, key=instances.index)  # the earliest in document order stands for the number
         first.class_name = name
         for other in digits:
             if other is not first:
-                for ink in other.inks:
-                    first.inks.append(ink)
-                first.left, first.top = min(first.left, other.left), min(first.top, other.top)
-                first.right, first.bottom = max(first.right, other.right), max(first.bottom, other.bottom)
-                dropped.add(id(other))
-    return [inst for inst in instances if id(inst) not in dropped] if dropped else instances
-
-
-def _kinds(inst: _Instance) -> tuple[str, ...]:
-    return tuple(g.split(" ", 1)[0] for g in inst.inks[0].groups)
+                first.absorb(other)
+                merged.add(id(other))
+    return [inst for inst in instances if id(inst) not in merged] if merged else instances
 
 
 def mark_occlusion(symbols: list[Symbol], instance_map: np.ndarray,
