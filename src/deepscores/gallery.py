@@ -67,13 +67,17 @@ def check_entry(entry: GalleryEntry, font: str) -> list[str]:
     ``[]``): the class occurs ``count`` times, each with labelled pixels inside its box and ink
     under them, and one of them is drawn by the target element."""
     # Imported here: the gallery's table is read by `stats`, which needs no engraver.
-    from deepscores.annotate import score_pages
+    from deepscores.annotate import annotate
+    from deepscores.classes_v2 import dynamics_by_letter
     from deepscores.corpus import load_score
     from deepscores.engrave import EngraveOptions, engrave
 
     catalogue = load_catalogue(entry.vocabulary)
-    options = EngraveOptions(font=font, page_height_mm=GALLERY_PAGE_HEIGHT_MM)
-    pages = score_pages(entry.path, options, catalogue)
+    score = load_score(entry.path)
+    # Engraved once: the pages' ground truth and the SVG the target element is looked up in.
+    engraved = engrave(score, EngraveOptions(font=font, page_height_mm=GALLERY_PAGE_HEIGHT_MM,
+                                             dynamics_by_letter=dynamics_by_letter(entry.vocabulary)))
+    pages = [annotate(page, score.score_id, catalogue) for page in engraved]
     where = f"{entry.file} in {font}"
     if len(pages) != 1:
         return [f"{where}: {len(pages)} pages, expected 1"]
@@ -91,8 +95,7 @@ def check_entry(entry: GalleryEntry, font: str) -> list[str]:
             problems.append(f"{where}: {entry.class_name} at {symbol.bbox_xyxy} has {labelled} labelled "
                             f"and {inked} inked pixels")
     if entry.target and found:
-        svg = engrave(load_score(entry.path), options)[0].svg
-        owned = _ids_under(svg, entry.target)
+        owned = _ids_under(engraved[0].svg, entry.target)
         if not owned:
             problems.append(f"{where}: no element {entry.target!r} in the SVG")
         elif not any(s.element_id in owned for s in found):

@@ -12,6 +12,7 @@ dataset keeps) both count through this one class, so they cannot disagree.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -25,10 +26,10 @@ if TYPE_CHECKING:
     from deepscores.pipeline.tasks import ScoreResult
 
 
-
 @dataclass(frozen=True)
 class Caps:
-    """The caps of a sample; each None is off. Saved in dataset.json with the run's options."""
+    """The caps of a sample; each None is off. Made from the run's options (`GenerateOptions.caps`),
+    which dataset.json saves."""
 
     pages: int | None = None
     per_score: int | None = None
@@ -39,6 +40,9 @@ class Caps:
     plan_pages: int | None = None
 
 
+# Cached: a run asks for every source of its plan when it sets the caps, and again each time a
+# quota is counted afresh (finishing, every balancing round).
+@functools.lru_cache(maxsize=1 << 16)
 def collection_of(source: str) -> str | None:
     """'palestrina' for music21:palestrina/…, the parent folder's path for other files, None for a
     composed score."""
@@ -59,7 +63,6 @@ class PageQuota:
         self.plan_total = 0  # of which from the plan's own scores (not balancing rounds)
         self.by_collection: Counter = Counter()
         self.by_font: Counter = Counter()
-        self._collections: dict[str, str | None] = {}
 
     def _room(self, share: float | None, used: int) -> float:
         # A share is rounded up and never below one score's worth (the per-score cap): a small
@@ -79,9 +82,7 @@ class PageQuota:
         from_plan = balancing_batch(source) == 0
         if from_plan and caps.plan_pages is not None:
             keep = min(keep, caps.plan_pages - self.plan_total)
-        collection = self._collections.get(source)
-        if collection is None and source not in self._collections:
-            collection = self._collections[source] = collection_of(source)
+        collection = collection_of(source)
         if collection is not None:
             keep = min(keep, self._room(caps.collection_share, self.by_collection[collection]))
         if font_count == 1:
